@@ -1,0 +1,1 @@
+//! A private PostgreSQL server started from the machine's binaries.

@@ -1,0 +1,1 @@
+//! The ahlt operator: reconciles `AhltEnvironment` resources.

@@ -1,0 +1,1 @@
+//! End-to-end suite against a real cluster; see issue "Delivery". Empty until the operator exists.
