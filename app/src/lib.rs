@@ -1,5 +1,16 @@
 //! ahlt: a governance web app on an EAV ontology in PostgreSQL.
 
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
 pub mod local_postgres;
+pub mod seed;
+pub mod server;
+pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

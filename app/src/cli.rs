@@ -1,0 +1,52 @@
+//! The `ahlt` command line: `serve`, `migrate`, `seed-demo`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{CommonArgs, ServeArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "ahlt", version, about = "ahlt governance web app")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app. Without DATABASE_URL, runs a private local PostgreSQL (migrated and seeded).
+    Serve(ServeArgs),
+    /// Apply migrations and the base seed, then exit. Fails on a downgrade.
+    Migrate {
+        /// Initial admin password, used only when the admin user is first created.
+        #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+    /// Add demo ToRs, functions and users (idempotent).
+    SeedDemo,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ahlt: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "ahlt failed");
+            eprintln!("ahlt: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Configuration from flags and environment variables (the operator sets the variables).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    Dev,
+    Staging,
+    Prod,
+    Preview,
+}
+
+impl AppEnv {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEnv::Dev => "dev",
+            AppEnv::Staging => "staging",
+            AppEnv::Prod => "prod",
+            AppEnv::Preview => "preview",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// PostgreSQL URL. Unset for `serve`: start a private local PostgreSQL under --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+
+    /// Log format: json (default, for clusters) or text.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "json",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// Environment profile.
+    #[arg(long, env = "APP_ENV", value_enum, default_value = "dev")]
+    pub app_env: AppEnv,
+
+    /// Name of this environment (namespaces the graph; shown in the UI).
+    #[arg(long, env = "AHLT_ENV_NAME", default_value = "local")]
+    pub env_name: String,
+
+    /// Key that signs session cookies (at least 32 bytes). Generated and kept under --data-dir
+    /// for the embedded default; required when DATABASE_URL is set, except with APP_ENV=dev.
+    #[arg(long, env = "SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<String>,
+
+    /// Send cookies only over HTTPS. Default: true except with APP_ENV=dev.
+    #[arg(long, env = "COOKIE_SECURE")]
+    pub cookie_secure: Option<bool>,
+
+    /// Initial admin password, used only when the admin user is first created (embedded default).
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Where the embedded default keeps its PostgreSQL data and generated keys.
+    #[arg(long, env = "AHLT_DATA_DIR", default_value = ".ahlt")]
+    pub data_dir: PathBuf,
+
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub max_connections: u32,
+
+    /// Take the client address for login rate limiting from X-Forwarded-For (behind an ingress).
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+}
+
+/// Settings the running server needs, resolved from [`ServeArgs`].
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub app_env: AppEnv,
+    pub env_name: String,
+    pub cookie_secure: bool,
+    pub trust_forwarded_for: bool,
+    pub login_limits: LoginLimits,
+}
+
+impl AppConfig {
+    /// Defaults for tests and tools: dev profile, insecure cookies.
+    pub fn for_tests() -> Self {
+        AppConfig {
+            app_env: AppEnv::Dev,
+            env_name: "test".into(),
+            cookie_secure: false,
+            trust_forwarded_for: false,
+            login_limits: LoginLimits::default(),
+        }
+    }
+}
+
+/// Failed logins allowed per window before further attempts are refused.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub window: time::Duration,
+    pub max_failures_per_username: i64,
+    pub max_failures_per_ip: i64,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            window: time::Duration::minutes(15),
+            max_failures_per_username: 5,
+            max_failures_per_ip: 20,
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! ABAC: may user U exercise capability C on ToR T?
+//!
+//! A capability is granted on every ToR by a role (directly or through role inheritance) that
+//! holds the permission of the same name, and on one ToR by a function of that ToR whose
+//! capability flags include it and which the user fills. Inactive users, roles, functions and
+//! ToRs grant nothing. Resolved in one SQL statement (recursive CTE over role inheritance).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use sqlx::PgExecutor;
+
+use super::{Capability, DomainError, DomainResult};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GrantSource {
+    Role { role: String },
+    Position { function_id: i64, function: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Grant {
+    pub capability: Capability,
+    /// `None`: on every ToR.
+    pub tor_id: Option<i64>,
+    pub via: GrantSource,
+}
+
+const GRANTS_CTE: &str = "WITH RECURSIVE user_roles(role_id) AS ( \
+         SELECT x.target_id FROM relations x \
+           JOIN entities t ON t.id = x.relation_type_id AND t.name = 'has_role' \
+           JOIN entities u ON u.id = x.source_id AND u.is_active \
+           JOIN entities r ON r.id = x.target_id AND r.is_active \
+         WHERE x.source_id = $1 \
+       UNION \
+         SELECT x.target_id FROM user_roles ur \
+           JOIN relations x ON x.source_id = ur.role_id \
+           JOIN entities t ON t.id = x.relation_type_id AND t.name = 'inherits_role' \
+           JOIN entities r ON r.id = x.target_id AND r.is_active \
+     ), grants(capability, tor_id, via_kind, via_name, function_id) AS ( \
+         SELECT p.name, NULL::bigint, 'role', r.name, NULL::bigint \
+         FROM user_roles ur JOIN entities r ON r.id = ur.role_id \
+           JOIN relations x ON x.source_id = ur.role_id \
+           JOIN entities t ON t.id = x.relation_type_id AND t.name = 'has_permission' \
+           JOIN entities p ON p.id = x.target_id AND p.is_active \
+         WHERE p.name = ANY($2) \
+       UNION ALL \
+         SELECT cap.value, tor.id, 'position', f.label, f.id \
+         FROM relations fp \
+           JOIN entities fpt ON fpt.id = fp.relation_type_id AND fpt.name = 'fills_position' \
+           JOIN entities u ON u.id = fp.source_id AND u.is_active \
+           JOIN entities f ON f.id = fp.target_id AND f.is_active AND f.entity_type = 'tor_function' \
+           JOIN relations bt ON bt.source_id = f.id \
+           JOIN entities btt ON btt.id = bt.relation_type_id AND btt.name = 'belongs_to_tor' \
+           JOIN entities tor ON tor.id = bt.target_id AND tor.is_active \
+           JOIN entity_properties cp ON cp.entity_id = f.id AND cp.key = 'capabilities' \
+                                     AND jsonb_typeof(cp.value) = 'array' \
+           CROSS JOIN LATERAL jsonb_array_elements_text(cp.value) AS cap(value) \
+         WHERE fp.source_id = $1 AND cap.value = ANY($2) \
+     ) ";
+
+fn capability_names() -> Vec<&'static str> {
+    Capability::ALL.iter().map(|c| c.as_str()).collect()
+}
+
+/// Every grant a user holds, with where it comes from.
+pub async fn grants(exec: impl PgExecutor<'_>, user_id: i64) -> DomainResult<Vec<Grant>> {
+    let rows: Vec<(String, Option<i64>, String, String, Option<i64>)> = sqlx::query_as(&format!(
+        "{GRANTS_CTE} SELECT DISTINCT capability, tor_id, via_kind, via_name, function_id FROM grants"
+    ))
+    .bind(user_id)
+    .bind(capability_names())
+    .fetch_all(exec)
+    .await?;
+    let mut grants: Vec<Grant> = rows
+        .into_iter()
+        .filter_map(|(cap, tor_id, kind, name, function_id)| {
+            let via = match (kind.as_str(), function_id) {
+                ("position", Some(function_id)) => GrantSource::Position {
+                    function_id,
+                    function: name,
+                },
+                _ => GrantSource::Role { role: name },
+            };
+            Some(Grant {
+                capability: cap.parse().ok()?,
+                tor_id,
+                via,
+            })
+        })
+        .collect();
+    grants.sort();
+    Ok(grants)
+}
+
+/// The capabilities a user has on one ToR.
+pub async fn capabilities_on(
+    exec: impl PgExecutor<'_>,
+    user_id: i64,
+    tor_id: i64,
+) -> DomainResult<BTreeSet<Capability>> {
+    let names: Vec<String> = sqlx::query_scalar(&format!(
+        "{GRANTS_CTE} SELECT DISTINCT capability FROM grants WHERE tor_id IS NULL OR tor_id = $3"
+    ))
+    .bind(user_id)
+    .bind(capability_names())
+    .bind(tor_id)
+    .fetch_all(exec)
+    .await?;
+    Ok(names.iter().filter_map(|n| n.parse().ok()).collect())
+}
+
+/// May `user_id` exercise `capability` on ToR `tor_id`? An unknown ToR is an error, not "no".
+pub async fn may(
+    db: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
+    user_id: i64,
+    capability: Capability,
+    tor_id: i64,
+) -> DomainResult<bool> {
+    let mut conn = db.acquire().await?;
+    let tor_exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM entities WHERE id = $1 AND entity_type = 'tor')",
+    )
+    .bind(tor_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !tor_exists {
+        return Err(DomainError::NotFound(format!("ToR {tor_id}")));
+    }
+    Ok(sqlx::query_scalar(&format!(
+        "{GRANTS_CTE} SELECT EXISTS (SELECT 1 FROM grants WHERE capability = $3 AND (tor_id IS NULL OR tor_id = $4))"
+    ))
+    .bind(user_id)
+    .bind(capability_names())
+    .bind(capability.as_str())
+    .bind(tor_id)
+    .fetch_one(&mut *conn)
+    .await?)
+}

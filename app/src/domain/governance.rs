@@ -1,0 +1,130 @@
+//! The governance map: every ToR with its functions and who fills them, and the same data as
+//! a node/edge graph for the JSON API.
+
+use serde::Serialize;
+
+use super::tors::{self, TorFunction, TorSummary};
+use super::{DomainResult, rel};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GovernanceMap {
+    pub tors: Vec<GovernanceTor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GovernanceTor {
+    #[serde(flatten)]
+    pub tor: TorSummary,
+    pub functions: Vec<TorFunction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphNode {
+    /// `tor:<id>`, `function:<id>` or `user:<id>`.
+    pub id: String,
+    pub kind: &'static str,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphEdge {
+    pub source: String,
+    pub target: String,
+    pub relation: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GovernanceGraph {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+pub async fn map(
+    db: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
+) -> DomainResult<GovernanceMap> {
+    let mut conn = db.acquire().await?;
+    let all_tors = tors::list(&mut *conn).await?;
+    let mut functions = tors::functions(&mut *conn, None).await?;
+    let tors = all_tors
+        .into_iter()
+        .map(|tor| {
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                functions.drain(..).partition(|f| f.tor_id == tor.id);
+            functions = rest;
+            GovernanceTor {
+                tor,
+                functions: mine,
+            }
+        })
+        .collect();
+    Ok(GovernanceMap { tors })
+}
+
+impl GovernanceMap {
+    /// ToRs at the top of the hierarchy (no parent, or a parent that is not in the map).
+    pub fn roots(&self) -> Vec<&GovernanceTor> {
+        self.tors
+            .iter()
+            .filter(|t| {
+                t.tor
+                    .parent_id
+                    .is_none_or(|p| !self.tors.iter().any(|o| o.tor.id == p))
+            })
+            .collect()
+    }
+
+    pub fn children_of(&self, id: i64) -> Vec<&GovernanceTor> {
+        self.tors
+            .iter()
+            .filter(|t| t.tor.parent_id == Some(id))
+            .collect()
+    }
+
+    pub fn graph(&self) -> GovernanceGraph {
+        let mut nodes = Vec::new();
+        let mut edges = Vec::new();
+        let mut users = std::collections::BTreeMap::new();
+        for t in &self.tors {
+            let tor_node = format!("tor:{}", t.tor.id);
+            nodes.push(GraphNode {
+                id: tor_node.clone(),
+                kind: "tor",
+                label: t.tor.label.clone(),
+            });
+            if let Some(parent) = t.tor.parent_id {
+                edges.push(GraphEdge {
+                    source: tor_node.clone(),
+                    target: format!("tor:{parent}"),
+                    relation: rel::REPORTS_TO,
+                });
+            }
+            for f in &t.functions {
+                let f_node = format!("function:{}", f.id);
+                nodes.push(GraphNode {
+                    id: f_node.clone(),
+                    kind: "function",
+                    label: f.label.clone(),
+                });
+                edges.push(GraphEdge {
+                    source: f_node.clone(),
+                    target: tor_node.clone(),
+                    relation: rel::BELONGS_TO_TOR,
+                });
+                for h in &f.holders {
+                    users.insert(h.id, h.display_name.clone());
+                    edges.push(GraphEdge {
+                        source: format!("user:{}", h.id),
+                        target: f_node.clone(),
+                        relation: rel::FILLS_POSITION,
+                    });
+                }
+            }
+        }
+        nodes.extend(users.into_iter().map(|(id, label)| GraphNode {
+            id: format!("user:{id}"),
+            kind: "user",
+            label,
+        }));
+        GovernanceGraph { nodes, edges }
+    }
+}

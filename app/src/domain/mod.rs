@@ -1,0 +1,56 @@
+//! The governance domain on top of the EAV store: users, roles, permissions, ToRs, their
+//! functions (positions) and who fills them, ABAC capability checks, and the audit log.
+
+pub mod abac;
+pub mod audit;
+pub mod governance;
+pub mod roles;
+pub mod tors;
+pub mod users;
+mod vocabulary;
+
+pub use vocabulary::*;
+
+use crate::store::StoreError;
+
+/// Errors of domain operations; the HTTP layer maps each to a status and a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("password hashing failed")]
+    PasswordHash,
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<StoreError> for DomainError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(m) => DomainError::NotFound(m),
+            StoreError::Conflict(m) => DomainError::Conflict(m),
+            StoreError::Invalid(m) => DomainError::Invalid(m),
+            StoreError::Database(e) => DomainError::Database(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for DomainError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;
+
+/// A reference to a user for display: id, login name and display name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct UserRef {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+}
