@@ -13,4 +13,6 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]
+pub mod test_app;
+#[cfg(feature = "testing")]
 pub mod testing;
