@@ -161,7 +161,7 @@ pub async fn base(pool: &PgPool, admin_password: Option<&str>) -> DomainResult<S
         &[],
     )
     .await?;
-    let (admin_role, _) = ensure(
+    let (admin_role, admin_new) = ensure(
         &mut tx,
         &mut report,
         kind::ROLE,
@@ -190,6 +190,9 @@ pub async fn base(pool: &PgPool, admin_password: Option<&str>) -> DomainResult<S
         ] {
             link(&mut tx, &mut report, rel::HAS_PERMISSION, editor, pid(p)).await?;
         }
+    }
+    if admin_new {
+        link(&mut tx, &mut report, rel::INHERITS_ROLE, admin_role, editor).await?;
     }
     for (_, id) in &permission_ids {
         link(&mut tx, &mut report, rel::HAS_PERMISSION, admin_role, *id).await?;
