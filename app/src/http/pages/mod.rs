@@ -1,5 +1,6 @@
 //! Server-rendered HTML pages (askama templates in `app/templates`).
 
+pub mod errors;
 pub mod layout;
 
 use axum::Router;
@@ -9,7 +10,9 @@ use axum::routing::get;
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/app.css", get(stylesheet))
+    Router::new()
+        .route("/static/app.css", get(stylesheet))
+        .merge(errors::router())
 }
 
 async fn stylesheet() -> impl axum::response::IntoResponse {
