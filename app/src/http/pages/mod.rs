@@ -2,6 +2,7 @@
 
 pub mod errors;
 pub mod layout;
+pub mod tors;
 
 use axum::Router;
 use axum::http::header;
@@ -12,6 +13,7 @@ use super::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
+        .merge(tors::router())
         .merge(errors::router())
 }
 
