@@ -1,6 +1,7 @@
 //! Server-rendered HTML pages (askama templates in `app/templates`).
 
 pub mod errors;
+pub mod governance;
 pub mod layout;
 pub mod tors;
 
@@ -14,6 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
         .merge(tors::router())
+        .merge(governance::router())
         .merge(errors::router())
 }
 
