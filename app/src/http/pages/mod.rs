@@ -1,5 +1,6 @@
 //! Server-rendered HTML pages (askama templates in `app/templates`).
 
+pub mod entities;
 pub mod errors;
 pub mod governance;
 pub mod layout;
@@ -16,6 +17,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/app.css", get(stylesheet))
         .merge(tors::router())
         .merge(governance::router())
+        .merge(entities::router())
         .merge(errors::router())
 }
 
