@@ -1,6 +1,10 @@
 //! Server-rendered HTML pages (askama templates in `app/templates`).
 
+pub mod entities;
+pub mod errors;
+pub mod governance;
 pub mod layout;
+pub mod tors;
 
 use axum::Router;
 use axum::http::header;
@@ -9,7 +13,12 @@ use axum::routing::get;
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/app.css", get(stylesheet))
+    Router::new()
+        .route("/static/app.css", get(stylesheet))
+        .merge(tors::router())
+        .merge(governance::router())
+        .merge(entities::router())
+        .merge(errors::router())
 }
 
 async fn stylesheet() -> impl axum::response::IntoResponse {

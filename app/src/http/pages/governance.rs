@@ -1,0 +1,138 @@
+//! The governance map page: the ToR hierarchy as nested lists, each ToR with its functions,
+//! their capabilities and holders. Plain HTML, readable without JavaScript.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_sessions::Session;
+
+use super::errors::PageResult;
+use super::layout::{Layout, render};
+use super::tors::hierarchy;
+use crate::domain::governance::{self, GovernanceTor};
+use crate::domain::perm;
+use crate::http::AppState;
+use crate::http::extract::PageUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/governance", get(map_page))
+}
+
+/// The tree flattened into list markup, since templates cannot recurse: open a list, an item
+/// (left open for its children), close the item, close the list.
+enum MapEvent<'a> {
+    OpenList,
+    Item(&'a GovernanceTor),
+    CloseItem,
+    CloseList,
+}
+
+fn events<'a>(ordered: &[(usize, &'a GovernanceTor)]) -> Vec<MapEvent<'a>> {
+    let mut out = Vec::with_capacity(ordered.len() * 3 + 2);
+    let mut prev: Option<usize> = None;
+    for &(depth, tor) in ordered {
+        match prev {
+            None => out.push(MapEvent::OpenList),
+            Some(p) if depth > p => out.push(MapEvent::OpenList),
+            Some(p) => {
+                out.push(MapEvent::CloseItem);
+                for _ in depth..p {
+                    out.push(MapEvent::CloseList);
+                    out.push(MapEvent::CloseItem);
+                }
+            }
+        }
+        out.push(MapEvent::Item(tor));
+        prev = Some(depth);
+    }
+    if let Some(p) = prev {
+        out.push(MapEvent::CloseItem);
+        for _ in 0..p {
+            out.push(MapEvent::CloseList);
+            out.push(MapEvent::CloseItem);
+        }
+        out.push(MapEvent::CloseList);
+    }
+    out
+}
+
+#[derive(Template)]
+#[template(path = "governance.html")]
+struct MapPage<'a> {
+    layout: Layout,
+    events: Vec<MapEvent<'a>>,
+}
+
+async fn map_page(
+    State(state): State<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+) -> PageResult<Response> {
+    user.require(perm::TORS_VIEW)?;
+    let map = governance::map(&state.db).await?;
+    let ordered = hierarchy(&map.tors, |t| t.tor.id, |t| t.tor.parent_id);
+    let layout = Layout::new(
+        &state,
+        &session,
+        Some(&user),
+        "Governance map",
+        "/governance",
+    )
+    .await?;
+    let page = MapPage {
+        layout,
+        events: events(&ordered),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tors::TorSummary;
+
+    fn tor(id: i64) -> GovernanceTor {
+        GovernanceTor {
+            tor: TorSummary {
+                id,
+                name: format!("t{id}"),
+                label: format!("T{id}"),
+                description: String::new(),
+                is_active: true,
+                parent_id: None,
+                function_count: 0,
+                member_count: 0,
+            },
+            functions: Vec::new(),
+        }
+    }
+
+    fn markup(events: &[MapEvent<'_>]) -> String {
+        events
+            .iter()
+            .map(|e| match e {
+                MapEvent::OpenList => "<ul>".to_owned(),
+                MapEvent::Item(t) => format!("<li>{}", t.tor.id),
+                MapEvent::CloseItem => "</li>".to_owned(),
+                MapEvent::CloseList => "</ul>".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_nest_children_inside_their_parent_item_and_balance() {
+        let (a, b, c, d) = (tor(1), tor(2), tor(3), tor(4));
+        let ordered = [(0, &a), (1, &b), (2, &c), (0, &d)];
+        assert_eq!(
+            markup(&events(&ordered)),
+            "<ul><li>1<ul><li>2<ul><li>3</li></ul></li></ul></li><li>4</li></ul>"
+        );
+    }
+
+    #[test]
+    fn no_tors_means_no_list() {
+        assert!(events(&[]).is_empty());
+    }
+}
