@@ -345,7 +345,19 @@ pub async fn update_entity(
             .execute(&mut *conn)
             .await?;
     }
-    require_entity(&mut *conn, id).await
+    // Not `require_entity(&mut *conn, ..)`: its `impl Acquire` bound on a reborrowed
+    // connection makes callers' futures fail axum's `Send` check (higher-ranked lifetimes).
+    let entity = sqlx::query_as::<_, Entity>(&format!(
+        "SELECT {ENTITY_COLUMNS} FROM entities WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut props = properties_of(&mut *conn, &[id]).await?;
+    Ok(EntityWithProperties {
+        properties: props.remove(&id).unwrap_or_default(),
+        entity,
+    })
 }
 
 pub async fn set_property(
