@@ -1,5 +1,6 @@
 //! Server-rendered HTML pages (askama templates in `app/templates`).
 
+pub mod auth;
 pub mod layout;
 
 use axum::Router;
@@ -9,7 +10,9 @@ use axum::routing::get;
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/app.css", get(stylesheet))
+    Router::new()
+        .route("/static/app.css", get(stylesheet))
+        .merge(auth::router())
 }
 
 async fn stylesheet() -> impl axum::response::IntoResponse {
