@@ -1,7 +1,12 @@
 //! Server-rendered HTML pages (askama templates in `app/templates`).
 
+pub mod account;
+pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod layout;
+pub mod roles;
+pub mod users;
 
 use axum::Router;
 use axum::http::header;
@@ -13,6 +18,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
         .merge(auth::router())
+        .merge(dashboard::router())
+        .merge(users::router())
+        .merge(roles::router())
+        .merge(audit::router())
+        .merge(account::router())
 }
 
 async fn stylesheet() -> impl axum::response::IntoResponse {
