@@ -24,12 +24,20 @@ const PRUNE_EVERY: i64 = 64;
 
 /// The key attempts are counted under: trimmed, lower-cased, bounded.
 pub fn username_key(raw: &str) -> String {
-    raw.trim().to_lowercase().chars().take(MAX_STORED_USERNAME).collect()
+    raw.trim()
+        .to_lowercase()
+        .chars()
+        .take(MAX_STORED_USERNAME)
+        .collect()
 }
 
 /// The client address: the first `X-Forwarded-For` entry when the proxy is trusted and the
 /// entry is an IP address, else the socket peer, else [`UNKNOWN_CLIENT`].
-pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded_for: bool) -> String {
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> String {
     if trust_forwarded_for {
         let forwarded = headers
             .get("x-forwarded-for")
@@ -155,7 +163,10 @@ mod tests {
     #[test]
     fn a_forwarded_for_entry_that_is_not_an_address_falls_back_to_the_peer() {
         let peer: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
-        assert_eq!(client_ip(&headers("evil'; --"), Some(peer), true), "2001:db8::1");
+        assert_eq!(
+            client_ip(&headers("evil'; --"), Some(peer), true),
+            "2001:db8::1"
+        );
         assert_eq!(client_ip(&HeaderMap::new(), None, true), UNKNOWN_CLIENT);
     }
 
