@@ -20,6 +20,7 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub state: AppState,
     pub router: Router,
+    pub session_key: SessionKey,
 }
 
 impl TestApp {
@@ -35,8 +36,14 @@ impl TestApp {
             .await
             .expect("base seed");
         let state = AppState::new(db.pool().clone(), config);
-        let router = router(state.clone(), &SessionKey::random());
-        TestApp { db, state, router }
+        let session_key = SessionKey::random();
+        let router = router(state.clone(), &session_key);
+        TestApp {
+            db,
+            state,
+            router,
+            session_key,
+        }
     }
 
     /// With the demo ToRs and users too; returns the demo users' password.
@@ -51,6 +58,11 @@ impl TestApp {
 
     pub fn pool(&self) -> &sqlx::PgPool {
         self.db.pool()
+    }
+
+    /// Another app process on the same database (a restart or a second replica).
+    pub fn replica(&self, session_key: &SessionKey) -> Router {
+        router(self.state.clone(), session_key)
     }
 
     pub fn client(&self) -> TestClient {
@@ -107,6 +119,12 @@ impl TestClient {
     /// Authenticates every request with a bearer token instead of the cookie.
     pub fn with_bearer(mut self, token: &str) -> Self {
         self.bearer = Some(token.to_owned());
+        self
+    }
+
+    /// The same browser (cookie, CSRF token) talking to another app process.
+    pub fn with_router(mut self, router: Router) -> Self {
+        self.router = router;
         self
     }
 

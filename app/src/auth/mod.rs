@@ -1,6 +1,8 @@
 //! Authentication: password hashing, sessions, CSRF, login rate limiting and API tokens.
 
 pub mod csrf;
+pub mod login;
 pub mod password;
+pub mod rate_limit;
 pub mod session;
 pub mod tokens;

@@ -1,10 +1,16 @@
 //! Server-rendered HTML pages (askama templates in `app/templates`).
 
+pub mod account;
+pub mod audit;
+pub mod auth;
+pub mod dashboard;
 pub mod entities;
 pub mod errors;
 pub mod governance;
 pub mod layout;
+pub mod roles;
 pub mod tors;
+pub mod users;
 
 use axum::Router;
 use axum::http::header;
@@ -15,6 +21,12 @@ use super::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
+        .merge(auth::router())
+        .merge(dashboard::router())
+        .merge(users::router())
+        .merge(roles::router())
+        .merge(audit::router())
+        .merge(account::router())
         .merge(tors::router())
         .merge(governance::router())
         .merge(entities::router())

@@ -1,0 +1,327 @@
+//! Login and logout pages, and what every page handler shares for authorization and errors:
+//! HTML error pages (403 when a permission is missing), form parsing with repeated fields
+//! (checkboxes), and the same-site check for `?next=`.
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tower_sessions::Session;
+
+use super::layout::{Layout, render};
+use crate::auth::rate_limit::ClientIp;
+use crate::auth::{csrf, login, session};
+use crate::domain::audit;
+use crate::domain::kind;
+use crate::http::AppState;
+use crate::http::error::{AppError, AppResult};
+use crate::http::extract::CurrentUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_form).post(login_submit))
+        .route("/logout", post(logout))
+}
+
+/// A submitted `application/x-www-form-urlencoded` body. Unlike `Form<T>` it keeps repeated
+/// fields, which is how checkbox groups arrive.
+#[derive(Debug, Clone, Default)]
+pub struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    pub fn parse(body: &[u8]) -> Self {
+        FormFields(
+            form_urlencoded::parse(body)
+                .filter(|(k, _)| k != csrf::FORM_FIELD)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`, or `""` when absent.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every non-empty value of `name`, in order, without duplicates.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        let mut values: Vec<String> = Vec::new();
+        for (_, v) in self.0.iter().filter(|(k, _)| k == name) {
+            if !v.is_empty() && !values.contains(v) {
+                values.push(v.clone());
+            }
+        }
+        values
+    }
+
+    /// Whether a checkbox `name` was ticked.
+    pub fn checked(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+/// Splits errors a form should show next to its fields (bad input, conflicts) from real
+/// failures, which become an error page.
+pub fn form_mistake(err: impl Into<AppError>) -> AppResult<(StatusCode, String)> {
+    match err.into() {
+        err @ (AppError::Validation(_) | AppError::Conflict(_) | AppError::BadRequest(_)) => {
+            Ok((err.status(), err.public_message()))
+        }
+        other => Err(other),
+    }
+}
+
+/// A path id; anything that is not one is a 404 (the page does not exist).
+pub fn parse_id(raw: &str, what: &str) -> AppResult<i64> {
+    raw.parse()
+        .map_err(|_| AppError::NotFound(format!("{what} {raw:?} not found")))
+}
+
+/// `next` if it is a path on this site; protocol-relative (`//host`), backslash tricks
+/// (`/\host`, which browsers read as `//host`), absolute URLs and control characters are refused.
+pub fn safe_next(raw: &str) -> Option<String> {
+    let ok = raw.starts_with('/')
+        && !raw.starts_with("//")
+        && raw.len() <= 2048
+        && !raw
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace());
+    ok.then(|| raw.to_owned())
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    heading: &'static str,
+    message: String,
+}
+
+fn heading(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::FORBIDDEN => "Access denied",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::CONFLICT => "Conflict",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        s if s.is_client_error() => "Request not accepted",
+        _ => "Something went wrong",
+    }
+}
+
+/// `err` as an HTML page in the site layout, with the error's status.
+pub async fn error_page(
+    state: &AppState,
+    session: &Session,
+    user: Option<&CurrentUser>,
+    err: AppError,
+) -> Response {
+    if let AppError::Internal(e) = &err {
+        tracing::error!(error = format!("{e:#}"), "page request failed");
+    }
+    let status = err.status();
+    let layout = match Layout::new(state, session, user, heading(status), "").await {
+        Ok(layout) => layout,
+        // Without a layout (database gone) the JSON error still says what happened.
+        Err(_) => return err.into_response(),
+    };
+    let page = ErrorPage {
+        layout,
+        status: status.as_u16(),
+        heading: heading(status),
+        message: err.public_message(),
+    };
+    let mut response = match render(&page) {
+        Ok(html) => (status, html).into_response(),
+        Err(_) => return err.into_response(),
+    };
+    if let AppError::RateLimited { retry_after_secs } = err {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    }
+    response
+}
+
+/// The handler's response, or its error rendered as an HTML page.
+pub async fn respond(
+    state: &AppState,
+    session: &Session,
+    user: Option<&CurrentUser>,
+    result: AppResult<Response>,
+) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(err) => error_page(state, session, user, err).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+async fn render_login(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    next: Option<String>,
+    username: &str,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let page = LoginPage {
+        layout: Layout::new(state, session, None, "Log in", "/login").await?,
+        next: next.unwrap_or_default(),
+        username: username.to_owned(),
+        error,
+    };
+    Ok((status, render(&page)?).into_response())
+}
+
+async fn login_form(
+    State(state): State<AppState>,
+    session: Session,
+    user: Option<CurrentUser>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let next = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "next")
+        .and_then(|(_, v)| safe_next(&v));
+    if user.is_some() {
+        return Redirect::to(next.as_deref().unwrap_or("/")).into_response();
+    }
+    let result = render_login(&state, &session, StatusCode::OK, next, "", None).await;
+    respond(&state, &session, None, result).await
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(client_ip): ClientIp,
+    body: Bytes,
+) -> Response {
+    let form = FormFields::parse(&body);
+    let username = form.get("username").trim();
+    let password = form.get("password");
+    let next = safe_next(form.get("next"));
+    let result = if username.is_empty() || password.is_empty() {
+        render_login(
+            &state,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            next,
+            username,
+            Some("Enter your username and password.".into()),
+        )
+        .await
+    } else {
+        match login::attempt(&state, username, password, &client_ip).await {
+            Ok(user) => finish_login(&session, user.id, next).await,
+            Err(AppError::BadCredentials) => {
+                render_login(
+                    &state,
+                    &session,
+                    StatusCode::UNAUTHORIZED,
+                    next,
+                    username,
+                    Some(AppError::BadCredentials.public_message()),
+                )
+                .await
+            }
+            Err(err @ AppError::RateLimited { retry_after_secs }) => render_login(
+                &state,
+                &session,
+                StatusCode::TOO_MANY_REQUESTS,
+                next,
+                username,
+                Some(err.public_message()),
+            )
+            .await
+            .map(|mut response| {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response
+            }),
+            Err(err) => Err(err),
+        }
+    };
+    respond(&state, &session, None, result).await
+}
+
+async fn finish_login(
+    session: &Session,
+    user_id: i64,
+    next: Option<String>,
+) -> AppResult<Response> {
+    session::log_in(session, user_id).await?;
+    // A fresh CSRF token for the authenticated session; the anonymous one is not carried over.
+    session.remove::<String>(csrf::SESSION_KEY).await?;
+    Ok(Redirect::to(next.as_deref().unwrap_or("/")).into_response())
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    user: Option<CurrentUser>,
+) -> Response {
+    let result: AppResult<Response> = async {
+        if let Some(user) = &user {
+            let mut tx = state.db.begin().await?;
+            audit::record(
+                &mut tx,
+                &user.actor(),
+                "auth.logout",
+                Some((kind::USER, user.id)),
+                serde_json::json!({}),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        session::log_out(&session).await?;
+        Ok(Redirect::to("/login").into_response())
+    }
+    .await;
+    respond(&state, &session, None, result).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_accepts_only_paths_on_this_site() {
+        assert_eq!(safe_next("/users?x=1").as_deref(), Some("/users?x=1"));
+        for bad in [
+            "",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "/ok\r\nSet-Cookie: x",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn form_fields_keep_repeated_checkboxes_and_drop_the_csrf_token() {
+        let form = FormFields::parse(b"_csrf=t&roles=a&roles=b&roles=a&roles=&name=x+y&active=on");
+        assert_eq!(form.all("roles"), ["a", "b"]);
+        assert_eq!(form.get("name"), "x y");
+        assert_eq!(form.get("_csrf"), "");
+        assert!(form.checked("active"));
+        assert!(!form.checked("missing"));
+    }
+}
