@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 
 use super::{Capability, DomainError, DomainResult};
 
@@ -119,6 +119,16 @@ pub async fn may(
     tor_id: i64,
 ) -> DomainResult<bool> {
     let mut conn = db.acquire().await?;
+    may_in(&mut conn, user_id, capability, tor_id).await
+}
+
+/// [`may`] on a connection the caller holds (e.g. inside a transaction).
+pub async fn may_in(
+    conn: &mut PgConnection,
+    user_id: i64,
+    capability: Capability,
+    tor_id: i64,
+) -> DomainResult<bool> {
     let tor_exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM entities WHERE id = $1 AND entity_type = 'tor')",
     )

@@ -44,7 +44,7 @@ pub async fn map(
 ) -> DomainResult<GovernanceMap> {
     let mut conn = db.acquire().await?;
     let all_tors = tors::list(&mut *conn).await?;
-    let mut functions = tors::functions(&mut *conn, None).await?;
+    let mut functions = tors::functions_in(&mut conn, None).await?;
     let tors = all_tors
         .into_iter()
         .map(|tor| {

@@ -148,6 +148,14 @@ pub async fn functions(
     tor_ids: Option<&[i64]>,
 ) -> DomainResult<Vec<TorFunction>> {
     let mut conn = db.acquire().await?;
+    functions_in(&mut conn, tor_ids).await
+}
+
+/// [`functions`] on a connection the caller holds (e.g. inside a transaction).
+pub async fn functions_in(
+    conn: &mut PgConnection,
+    tor_ids: Option<&[i64]>,
+) -> DomainResult<Vec<TorFunction>> {
     let rows: Vec<FunctionRow> = sqlx::query_as(
         "SELECT f.id, x.target_id AS tor_id, f.name, f.label, \
            COALESCE((SELECT p.value #>> '{}' FROM entity_properties p WHERE p.entity_id = f.id AND p.key = 'description'), '') AS description, \
@@ -218,8 +226,16 @@ pub async fn detail(
     id: i64,
 ) -> DomainResult<TorDetail> {
     let mut conn = db.acquire().await?;
+    detail_in(&mut conn, id).await
+}
+
+/// [`detail`] on a connection the caller holds (e.g. inside a transaction).
+pub async fn detail_in(
+    conn: &mut PgConnection,
+    id: i64,
+) -> DomainResult<TorDetail> {
     let tor = summary(&mut *conn, id).await?;
-    let functions = functions(&mut *conn, Some(&[id])).await?;
+    let functions = functions_in(&mut *conn, Some(&[id])).await?;
     Ok(TorDetail { tor, functions })
 }
 
@@ -228,7 +244,7 @@ async fn check_parent(
     tor_id: Option<i64>,
     parent_id: i64,
 ) -> DomainResult<()> {
-    let parent = store::get_entity(&mut *conn, parent_id).await?;
+    let parent = store::get_entity_in(&mut *conn, parent_id).await?;
     if parent.is_none_or(|p| p.entity.entity_type != kind::TOR) {
         return Err(DomainError::Invalid(format!(
             "parent {parent_id} is not a ToR"
@@ -336,7 +352,7 @@ pub async fn update(
 /// Deletes a ToR and its functions (and so who filled them).
 pub async fn delete(conn: &mut PgConnection, actor: &Actor, id: i64) -> DomainResult<()> {
     let tor = summary(&mut *conn, id).await?;
-    let function_ids: Vec<i64> = functions(&mut *conn, Some(&[id]))
+    let function_ids: Vec<i64> = functions_in(&mut *conn, Some(&[id]))
         .await?
         .into_iter()
         .map(|f| f.id)
@@ -362,6 +378,14 @@ pub async fn function(
     function_id: i64,
 ) -> DomainResult<TorFunction> {
     let mut conn = db.acquire().await?;
+    function_in(&mut conn, function_id).await
+}
+
+/// [`function`] on a connection the caller holds (e.g. inside a transaction).
+pub async fn function_in(
+    conn: &mut PgConnection,
+    function_id: i64,
+) -> DomainResult<TorFunction> {
     let tor_id: Option<i64> = sqlx::query_scalar(
         "SELECT x.target_id FROM relations x JOIN entities rt ON rt.id = x.relation_type_id AND rt.name = 'belongs_to_tor' \
          JOIN entities f ON f.id = x.source_id AND f.entity_type = 'tor_function' WHERE x.source_id = $1",
@@ -370,7 +394,7 @@ pub async fn function(
     .fetch_optional(&mut *conn)
     .await?;
     let tor_id = tor_id.ok_or_else(|| DomainError::NotFound(format!("function {function_id}")))?;
-    functions(&mut *conn, Some(&[tor_id]))
+    functions_in(&mut *conn, Some(&[tor_id]))
         .await?
         .into_iter()
         .find(|f| f.id == function_id)
@@ -417,7 +441,7 @@ pub async fn add_function(
         json!({"tor_id": tor_id, "slug": new.slug, "capabilities": new.capabilities}),
     )
     .await?;
-    function(&mut *conn, id).await
+    function_in(&mut *conn, id).await
 }
 
 pub async fn update_function(
@@ -426,7 +450,7 @@ pub async fn update_function(
     function_id: i64,
     update: &FunctionUpdate,
 ) -> DomainResult<TorFunction> {
-    let before = function(&mut *conn, function_id).await?;
+    let before = function_in(&mut *conn, function_id).await?;
     let mut patch = EntityPatch {
         label: update.label.as_ref().map(|l| l.trim().to_owned()),
         ..Default::default()
@@ -442,7 +466,7 @@ pub async fn update_function(
             .insert("capabilities".into(), Some(capabilities_json(caps)));
     }
     store::update_entity(conn, function_id, &patch).await?;
-    let after = function(&mut *conn, function_id).await?;
+    let after = function_in(&mut *conn, function_id).await?;
     if after != before {
         audit::record(
             conn,
@@ -461,7 +485,7 @@ pub async fn delete_function(
     actor: &Actor,
     function_id: i64,
 ) -> DomainResult<()> {
-    let f = function(&mut *conn, function_id).await?;
+    let f = function_in(&mut *conn, function_id).await?;
     store::delete_entity(conn, function_id).await?;
     audit::record(
         conn,
@@ -481,7 +505,7 @@ pub async fn assign(
     function_id: i64,
     user_id: i64,
 ) -> DomainResult<TorFunction> {
-    let f = function(&mut *conn, function_id).await?;
+    let f = function_in(&mut *conn, function_id).await?;
     let user = super::users::require(&mut *conn, user_id).await?;
     if !f.holders.iter().any(|h| h.id == user_id) {
         store::relate(
@@ -501,7 +525,7 @@ pub async fn assign(
         )
         .await?;
     }
-    function(&mut *conn, function_id).await
+    function_in(&mut *conn, function_id).await
 }
 
 pub async fn vacate(
@@ -510,7 +534,7 @@ pub async fn vacate(
     function_id: i64,
     user_id: i64,
 ) -> DomainResult<TorFunction> {
-    function(&mut *conn, function_id).await?;
+    function_in(&mut *conn, function_id).await?;
     if store::unrelate(conn, rel::FILLS_POSITION, user_id, function_id).await? {
         audit::record(
             conn,
@@ -521,5 +545,5 @@ pub async fn vacate(
         )
         .await?;
     }
-    function(&mut *conn, function_id).await
+    function_in(&mut *conn, function_id).await
 }

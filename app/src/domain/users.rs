@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgExecutor};
 use super::audit::{self, Actor};
 use super::{DomainError, DomainResult, kind, rel};
 use crate::auth::password;
-use crate::store::{self, EntityPatch, NewEntity};
+use crate::store::{self, EntityPatch, NewEntity, Page, PageRequest};
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct User {
@@ -82,6 +82,18 @@ pub async fn list(exec: impl PgExecutor<'_>) -> DomainResult<Vec<User>> {
     Ok(sqlx::query_as(&format!("{USER_SELECT} ORDER BY u.name"))
         .fetch_all(exec)
         .await?)
+}
+
+/// One page of users in id order (keyset pagination for the API).
+pub async fn page(exec: impl PgExecutor<'_>, page: PageRequest) -> DomainResult<Page<User>> {
+    let rows: Vec<User> = sqlx::query_as(&format!(
+        "{USER_SELECT} AND ($1::bigint IS NULL OR u.id > $1) ORDER BY u.id LIMIT $2"
+    ))
+    .bind(page.after)
+    .bind(page.limit + 1)
+    .fetch_all(exec)
+    .await?;
+    Ok(Page::from_overfetch(rows, page.limit, |u| u.id))
 }
 
 pub async fn get(exec: impl PgExecutor<'_>, id: i64) -> DomainResult<Option<User>> {

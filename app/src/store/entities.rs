@@ -173,6 +173,14 @@ pub async fn get_entity(
     id: i64,
 ) -> StoreResult<Option<EntityWithProperties>> {
     let mut conn = db.acquire().await?;
+    get_entity_in(&mut conn, id).await
+}
+
+/// [`get_entity`] on a connection the caller holds (e.g. inside a transaction).
+pub async fn get_entity_in(
+    conn: &mut PgConnection,
+    id: i64,
+) -> StoreResult<Option<EntityWithProperties>> {
     let Some(entity) = sqlx::query_as::<_, Entity>(&format!(
         "SELECT {ENTITY_COLUMNS} FROM entities WHERE id = $1"
     ))
@@ -195,6 +203,16 @@ pub async fn require_entity(
     id: i64,
 ) -> StoreResult<EntityWithProperties> {
     get_entity(db, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("entity {id}")))
+}
+
+/// [`require_entity`] on a connection the caller holds (e.g. inside a transaction).
+pub async fn require_entity_in(
+    conn: &mut PgConnection,
+    id: i64,
+) -> StoreResult<EntityWithProperties> {
+    get_entity_in(conn, id)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("entity {id}")))
 }
@@ -345,7 +363,7 @@ pub async fn update_entity(
             .execute(&mut *conn)
             .await?;
     }
-    require_entity(&mut *conn, id).await
+    require_entity_in(conn, id).await
 }
 
 pub async fn set_property(
