@@ -25,7 +25,10 @@ async fn an_entity_is_created_read_patched_and_deleted_with_audit_entries() {
         .await;
     let created = assert_status(&r, 201);
     let id = created["id"].as_i64().unwrap();
-    assert_eq!(r.location(), Some(format!("/api/v1/entities/{id}").as_str()));
+    assert_eq!(
+        r.location(),
+        Some(format!("/api/v1/entities/{id}").as_str())
+    );
     assert_eq!(created["entity_type"], "widget");
     assert_eq!(created["label"], "Widget one");
     assert_eq!(created["sort_order"], 3);
@@ -109,7 +112,11 @@ async fn bad_ids_are_400_and_missing_ones_404() {
     );
     assert_error(
         &admin
-            .send_json(Method::PATCH, "/api/v1/entities/987654", &json!({"label": "x"}))
+            .send_json(
+                Method::PATCH,
+                "/api/v1/entities/987654",
+                &json!({"label": "x"}),
+            )
             .await,
         404,
         "not_found",
@@ -131,10 +138,19 @@ async fn malformed_or_mistyped_bodies_are_400_and_invalid_values_422() {
     let app = TestApp::new().await;
     let (_, mut admin) = admin(&app).await;
 
-    let r = send_raw(&mut admin, Method::POST, "/api/v1/entities", "{\"entity_type\": ").await;
+    let r = send_raw(
+        &mut admin,
+        Method::POST,
+        "/api/v1/entities",
+        "{\"entity_type\": ",
+    )
+    .await;
     assert_error(&r, 400, "invalid_json");
     let r = admin
-        .post_json("/api/v1/entities", &json!({"entity_type": "widget", "name": 5}))
+        .post_json(
+            "/api/v1/entities",
+            &json!({"entity_type": "widget", "name": 5}),
+        )
         .await;
     assert_error(&r, 400, "invalid_json");
     let r = admin
@@ -144,7 +160,11 @@ async fn malformed_or_mistyped_bodies_are_400_and_invalid_values_422() {
         )
         .await;
     assert_error(&r, 400, "invalid_json");
-    assert!(r.text().contains("colour"), "names the unknown field: {}", r.text());
+    assert!(
+        r.text().contains("colour"),
+        "names the unknown field: {}",
+        r.text()
+    );
     let r = admin
         .post_json(
             "/api/v1/entities",
@@ -153,11 +173,20 @@ async fn malformed_or_mistyped_bodies_are_400_and_invalid_values_422() {
         .await;
     assert_error(&r, 400, "invalid_json");
     let r = admin
-        .request(Method::POST, "/api/v1/entities", Some(("text/plain", b"{}".to_vec())), true)
+        .request(
+            Method::POST,
+            "/api/v1/entities",
+            Some(("text/plain", b"{}".to_vec())),
+            true,
+        )
         .await;
     assert_error(&r, 400, "bad_request");
     let r = admin
-        .send_json(Method::PATCH, "/api/v1/entities/1", &json!({"entity_type": "other"}))
+        .send_json(
+            Method::PATCH,
+            "/api/v1/entities/1",
+            &json!({"entity_type": "other"}),
+        )
         .await;
     assert_error(&r, 400, "invalid_json");
 
@@ -180,10 +209,17 @@ async fn duplicate_names_within_a_type_conflict() {
     let (_, mut admin) = admin(&app).await;
     let body = json!({"entity_type": "widget", "name": "dup"});
     assert_status(&admin.post_json("/api/v1/entities", &body).await, 201);
-    assert_error(&admin.post_json("/api/v1/entities", &body).await, 409, "conflict");
+    assert_error(
+        &admin.post_json("/api/v1/entities", &body).await,
+        409,
+        "conflict",
+    );
     let other = assert_status(
         &admin
-            .post_json("/api/v1/entities", &json!({"entity_type": "widget", "name": "other"}))
+            .post_json(
+                "/api/v1/entities",
+                &json!({"entity_type": "widget", "name": "other"}),
+            )
             .await,
         201,
     );
@@ -224,14 +260,15 @@ async fn domain_managed_types_are_read_only_through_the_generic_api() {
         422,
         "validation_failed",
     );
-    let admin_role: i64 = sqlx::query_scalar(
-        "SELECT id FROM entities WHERE entity_type = 'role' AND name = 'admin'",
-    )
-    .fetch_one(app.pool())
-    .await
-    .unwrap();
+    let admin_role: i64 =
+        sqlx::query_scalar("SELECT id FROM entities WHERE entity_type = 'role' AND name = 'admin'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     assert_error(
-        &admin.delete(&format!("/api/v1/entities/{admin_role}")).await,
+        &admin
+            .delete(&format!("/api/v1/entities/{admin_role}"))
+            .await,
         422,
         "validation_failed",
     );
@@ -298,7 +335,10 @@ async fn relation_types_can_be_added_but_built_in_ones_are_fixed_and_used_ones_k
 
 async fn widget(client: &mut ahlt::test_app::TestClient, name: &str) -> i64 {
     let r = client
-        .post_json("/api/v1/entities", &json!({"entity_type": "widget", "name": name}))
+        .post_json(
+            "/api/v1/entities",
+            &json!({"entity_type": "widget", "name": name}),
+        )
         .await;
     assert_status(&r, 201)["id"].as_i64().unwrap()
 }
@@ -397,7 +437,10 @@ async fn relations_are_created_listed_shown_and_deleted() {
         .await;
     let rel = assert_status(&r, 201);
     let rel_id = rel["id"].as_i64().unwrap();
-    assert_eq!(r.location(), Some(format!("/api/v1/relations/{rel_id}").as_str()));
+    assert_eq!(
+        r.location(),
+        Some(format!("/api/v1/relations/{rel_id}").as_str())
+    );
     assert_eq!(rel["relation_type"], "depends_on");
     assert_eq!(rel["properties"], json!({"since": 2024}));
     let c_to_a = assert_status(
@@ -412,12 +455,20 @@ async fn relations_are_created_listed_shown_and_deleted() {
         .as_i64()
         .unwrap();
 
-    let shown = assert_status(&admin.get(&format!("/api/v1/relations/{rel_id}")).await, 200);
+    let shown = assert_status(
+        &admin.get(&format!("/api/v1/relations/{rel_id}")).await,
+        200,
+    );
     assert_eq!(shown["source_id"], a);
     assert_eq!(shown["target_id"], b);
     assert_eq!(shown["properties"]["since"], 2024);
 
-    let listed = walk(&mut admin, &format!("/api/v1/relations?type=depends_on&source_id={a}"), 50).await;
+    let listed = walk(
+        &mut admin,
+        &format!("/api/v1/relations?type=depends_on&source_id={a}"),
+        50,
+    )
+    .await;
     assert_eq!(listed, vec![rel_id]);
     let listed = walk(&mut admin, &format!("/api/v1/relations?target_id={a}"), 50).await;
     assert_eq!(listed, vec![c_to_a]);
@@ -428,10 +479,21 @@ async fn relations_are_created_listed_shown_and_deleted() {
     );
     let items = neighbours["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{neighbours}");
-    assert!(items.iter().any(|n| n["other_id"] == b && n["outgoing"] == true));
-    assert!(items.iter().any(|n| n["other_id"] == c && n["outgoing"] == false));
+    assert!(
+        items
+            .iter()
+            .any(|n| n["other_id"] == b && n["outgoing"] == true)
+    );
+    assert!(
+        items
+            .iter()
+            .any(|n| n["other_id"] == c && n["outgoing"] == false)
+    );
 
-    assert_status(&admin.delete(&format!("/api/v1/relations/{rel_id}")).await, 204);
+    assert_status(
+        &admin.delete(&format!("/api/v1/relations/{rel_id}")).await,
+        204,
+    );
     assert_error(
         &admin.get(&format!("/api/v1/relations/{rel_id}")).await,
         404,
@@ -471,16 +533,48 @@ async fn relation_mistakes_are_rejected_with_stable_codes() {
     let b = widget(&mut admin, "b").await;
     let body = json!({"relation_type": "depends_on", "source_id": a, "target_id": b});
     assert_status(&admin.post_json("/api/v1/relations", &body).await, 201);
-    assert_error(&admin.post_json("/api/v1/relations", &body).await, 409, "conflict");
+    assert_error(
+        &admin.post_json("/api/v1/relations", &body).await,
+        409,
+        "conflict",
+    );
 
     let cases = [
-        (json!({"relation_type": "no_such_type", "source_id": a, "target_id": b}), 422, "validation_failed"),
-        (json!({"relation_type": "depends_on", "source_id": a, "target_id": 987654}), 422, "validation_failed"),
-        (json!({"relation_type": "depends_on", "source_id": 987654, "target_id": b}), 422, "validation_failed"),
-        (json!({"relation_type": "has_role", "source_id": admin_id, "target_id": b}), 422, "validation_failed"),
-        (json!({"relation_type": "depends_on", "source_id": -1, "target_id": b}), 400, "invalid_json"),
-        (json!({"relation_type": "depends_on", "source_id": "a", "target_id": b}), 400, "invalid_json"),
-        (json!({"relation_type": "depends_on", "source_id": a, "target_id": b, "weight": 1}), 400, "invalid_json"),
+        (
+            json!({"relation_type": "no_such_type", "source_id": a, "target_id": b}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"relation_type": "depends_on", "source_id": a, "target_id": 987654}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"relation_type": "depends_on", "source_id": 987654, "target_id": b}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"relation_type": "has_role", "source_id": admin_id, "target_id": b}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"relation_type": "depends_on", "source_id": -1, "target_id": b}),
+            400,
+            "invalid_json",
+        ),
+        (
+            json!({"relation_type": "depends_on", "source_id": "a", "target_id": b}),
+            400,
+            "invalid_json",
+        ),
+        (
+            json!({"relation_type": "depends_on", "source_id": a, "target_id": b, "weight": 1}),
+            400,
+            "invalid_json",
+        ),
     ];
     for (body, status, code) in cases {
         let r = admin.post_json("/api/v1/relations", &body).await;
@@ -497,7 +591,10 @@ async fn relation_mistakes_are_rejected_with_stable_codes() {
     .await
     .unwrap();
     assert_eq!(
-        assert_status(&admin.get(&format!("/api/v1/relations/{has_role}")).await, 200)["relation_type"],
+        assert_status(
+            &admin.get(&format!("/api/v1/relations/{has_role}")).await,
+            200
+        )["relation_type"],
         "has_role"
     );
     assert_error(
@@ -521,10 +618,17 @@ async fn reading_needs_entities_view_and_writing_entities_manage() {
     assert_status(&viewer.get("/api/v1/entity-types").await, 200);
     let writes = [
         viewer
-            .post_json("/api/v1/entities", &json!({"entity_type": "widget", "name": "v"}))
+            .post_json(
+                "/api/v1/entities",
+                &json!({"entity_type": "widget", "name": "v"}),
+            )
             .await,
         viewer
-            .send_json(Method::PATCH, &format!("/api/v1/entities/{id}"), &json!({"label": "v"}))
+            .send_json(
+                Method::PATCH,
+                &format!("/api/v1/entities/{id}"),
+                &json!({"label": "v"}),
+            )
             .await,
         viewer.delete(&format!("/api/v1/entities/{id}")).await,
         viewer
@@ -555,21 +659,50 @@ async fn requests_without_valid_credentials_are_401() {
     let app = TestApp::new().await;
     let (admin_id, _) = admin(&app).await;
     let mut anonymous = app.client();
-    assert_error(&anonymous.get("/api/v1/entities").await, 401, "unauthenticated");
-    assert_error(&anonymous.get("/api/v1/users/me").await, 401, "unauthenticated");
+    assert_error(
+        &anonymous.get("/api/v1/entities").await,
+        401,
+        "unauthenticated",
+    );
+    assert_error(
+        &anonymous.get("/api/v1/users/me").await,
+        401,
+        "unauthenticated",
+    );
 
     let mut forged = app.client().with_bearer("ahlt_not-a-real-token");
-    assert_error(&forged.get("/api/v1/entities").await, 401, "unauthenticated");
+    assert_error(
+        &forged.get("/api/v1/entities").await,
+        401,
+        "unauthenticated",
+    );
     let mut garbage = app.client().with_bearer("garbage");
-    assert_error(&garbage.get("/api/v1/entities").await, 401, "unauthenticated");
+    assert_error(
+        &garbage.get("/api/v1/entities").await,
+        401,
+        "unauthenticated",
+    );
 
-    let (token, secret) = tokens::create(app.pool(), admin_id, "soon revoked").await.unwrap();
+    let (token, secret) = tokens::create(app.pool(), admin_id, "soon revoked")
+        .await
+        .unwrap();
     let mut client = app.client().with_bearer(&secret);
     assert_status(&client.get("/api/v1/entities").await, 200);
-    assert!(tokens::revoke(app.pool(), admin_id, token.id).await.unwrap());
-    assert_error(&client.get("/api/v1/entities").await, 401, "unauthenticated");
+    assert!(
+        tokens::revoke(app.pool(), admin_id, token.id)
+            .await
+            .unwrap()
+    );
+    assert_error(
+        &client.get("/api/v1/entities").await,
+        401,
+        "unauthenticated",
+    );
     let r = client
-        .post_json("/api/v1/entities", &json!({"entity_type": "widget", "name": "x"}))
+        .post_json(
+            "/api/v1/entities",
+            &json!({"entity_type": "widget", "name": "x"}),
+        )
         .await;
     assert_error(&r, 401, "unauthenticated");
 }
@@ -583,16 +716,28 @@ async fn cookie_sessions_need_the_csrf_token_for_writes() {
 
     let body = serde_json::to_vec(&json!({"entity_type": "widget", "name": "x"})).unwrap();
     let r = browser
-        .request(Method::POST, "/api/v1/entities", Some(("application/json", body.clone())), false)
+        .request(
+            Method::POST,
+            "/api/v1/entities",
+            Some(("application/json", body.clone())),
+            false,
+        )
         .await;
     assert_error(&r, 403, "csrf_failed");
     // With the token the request reaches the handler, which wants a logged-in user.
     let r = browser
-        .request(Method::POST, "/api/v1/entities", Some(("application/json", body)), true)
+        .request(
+            Method::POST,
+            "/api/v1/entities",
+            Some(("application/json", body)),
+            true,
+        )
         .await;
     assert_error(&r, 401, "unauthenticated");
     assert_error(
-        &browser.request(Method::DELETE, "/api/v1/tokens/1", None, false).await,
+        &browser
+            .request(Method::DELETE, "/api/v1/tokens/1", None, false)
+            .await,
         403,
         "csrf_failed",
     );
@@ -602,7 +747,12 @@ async fn cookie_sessions_need_the_csrf_token_for_writes() {
 async fn unknown_api_paths_and_methods_answer_in_json() {
     let app = TestApp::new().await;
     let (_, mut admin) = admin(&app).await;
-    for path in ["/api/v1/nope", "/api/v1/entities/1/nope", "/api/v1", "/api/v1/users/me/x"] {
+    for path in [
+        "/api/v1/nope",
+        "/api/v1/entities/1/nope",
+        "/api/v1",
+        "/api/v1/users/me/x",
+    ] {
         let r = admin.get(path).await;
         assert_error(&r, 404, "not_found");
     }

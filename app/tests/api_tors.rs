@@ -81,11 +81,17 @@ async fn a_tor_is_created_detailed_patched_and_deleted_with_audit_entries() {
 
     create_function(&mut admin, id, "chair", &["meeting.call"]).await;
     assert_status(&admin.delete(&format!("/api/v1/tors/{id}")).await, 204);
-    assert_error(&admin.get(&format!("/api/v1/tors/{id}")).await, 404, "not_found");
+    assert_error(
+        &admin.get(&format!("/api/v1/tors/{id}")).await,
+        404,
+        "not_found",
+    );
     for action in ["tor.create", "tor.update", "tor.delete"] {
         let entries = audit(&app, action).await;
         assert!(
-            entries.iter().any(|e| e.1 == Some(id) && e.0 == Some(admin_id)),
+            entries
+                .iter()
+                .any(|e| e.1 == Some(id) && e.0 == Some(admin_id)),
             "{action}: {entries:?}"
         );
     }
@@ -98,13 +104,19 @@ async fn tor_mistakes_are_rejected_with_stable_codes() {
     let board = create_tor(&mut admin, "board", None).await;
     let child = create_tor(&mut admin, "child", Some(board)).await;
     assert_error(
-        &admin.post_json("/api/v1/tors", &json!({"name": "board"})).await,
+        &admin
+            .post_json("/api/v1/tors", &json!({"name": "board"}))
+            .await,
         409,
         "conflict",
     );
     let cases = [
         (json!({"name": "Bad Name"}), 422, "validation_failed"),
-        (json!({"name": "x", "parent_id": 987654}), 422, "validation_failed"),
+        (
+            json!({"name": "x", "parent_id": 987654}),
+            422,
+            "validation_failed",
+        ),
         (json!({"name": "x", "parent_id": 0}), 400, "invalid_json"),
         (json!({"name": "x", "chair": "me"}), 400, "invalid_json"),
         (json!({"label": "no name"}), 400, "invalid_json"),
@@ -114,15 +126,25 @@ async fn tor_mistakes_are_rejected_with_stable_codes() {
     }
     // A ToR cannot report to one below it.
     let r = admin
-        .send_json(Method::PATCH, &format!("/api/v1/tors/{board}"), &json!({"parent_id": child}))
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tors/{board}"),
+            &json!({"parent_id": child}),
+        )
         .await;
     assert_error(&r, 422, "validation_failed");
     for bad in ["abc", "-4", "0"] {
-        assert_error(&admin.get(&format!("/api/v1/tors/{bad}")).await, 400, "bad_request");
+        assert_error(
+            &admin.get(&format!("/api/v1/tors/{bad}")).await,
+            400,
+            "bad_request",
+        );
     }
     assert_error(&admin.get("/api/v1/tors/987654").await, 404, "not_found");
     assert_error(
-        &admin.send_json(Method::PATCH, "/api/v1/tors/987654", &json!({"label": "x"})).await,
+        &admin
+            .send_json(Method::PATCH, "/api/v1/tors/987654", &json!({"label": "x"}))
+            .await,
         404,
         "not_found",
     );
@@ -145,22 +167,36 @@ async fn functions_and_holders_are_managed_within_their_tor() {
         .await;
     let chair = assert_status(&r, 201);
     let fid = chair["id"].as_i64().unwrap();
-    assert_eq!(r.location(), Some(format!("/api/v1/tors/{board}/functions/{fid}").as_str()));
+    assert_eq!(
+        r.location(),
+        Some(format!("/api/v1/tors/{board}/functions/{fid}").as_str())
+    );
     assert_eq!(chair["capabilities"], json!(["meeting.call", "agenda.set"]));
     let fpath = format!("/api/v1/tors/{board}/functions/{fid}");
-    assert_eq!(assert_status(&admin.get(&fpath).await, 200)["slug"], "chair");
+    assert_eq!(
+        assert_status(&admin.get(&fpath).await, 200)["slug"],
+        "chair"
+    );
 
     let r = admin
-        .send_json(Method::PATCH, &fpath, &json!({"label": "Chairperson", "capabilities": ["decision.vote"]}))
+        .send_json(
+            Method::PATCH,
+            &fpath,
+            &json!({"label": "Chairperson", "capabilities": ["decision.vote"]}),
+        )
         .await;
     let patched = assert_status(&r, 200);
     assert_eq!(patched["label"], "Chairperson");
     assert_eq!(patched["capabilities"], json!(["decision.vote"]));
 
-    let r = admin.request(Method::PUT, &format!("{fpath}/holders/{rosa}"), None, true).await;
+    let r = admin
+        .request(Method::PUT, &format!("{fpath}/holders/{rosa}"), None, true)
+        .await;
     assert_eq!(holder_ids(&assert_status(&r, 200)), vec![rosa]);
     // Idempotent.
-    let r = admin.request(Method::PUT, &format!("{fpath}/holders/{rosa}"), None, true).await;
+    let r = admin
+        .request(Method::PUT, &format!("{fpath}/holders/{rosa}"), None, true)
+        .await;
     assert_eq!(holder_ids(&assert_status(&r, 200)), vec![rosa]);
     let detail = assert_status(&admin.get(&format!("/api/v1/tors/{board}")).await, 200);
     assert_eq!(holder_ids(&detail["functions"][0]), vec![rosa]);
@@ -169,15 +205,25 @@ async fn functions_and_holders_are_managed_within_their_tor() {
     // The same function addressed through another ToR does not exist.
     let wrong = format!("/api/v1/tors/{other}/functions/{fid}");
     assert_error(&admin.get(&wrong).await, 404, "not_found");
-    assert_error(&admin.send_json(Method::PATCH, &wrong, &json!({"label": "x"})).await, 404, "not_found");
+    assert_error(
+        &admin
+            .send_json(Method::PATCH, &wrong, &json!({"label": "x"}))
+            .await,
+        404,
+        "not_found",
+    );
     assert_error(&admin.delete(&wrong).await, 404, "not_found");
     assert_error(
-        &admin.request(Method::PUT, &format!("{wrong}/holders/{rosa}"), None, true).await,
+        &admin
+            .request(Method::PUT, &format!("{wrong}/holders/{rosa}"), None, true)
+            .await,
         404,
         "not_found",
     );
     assert_error(
-        &admin.request(Method::PUT, &format!("{fpath}/holders/987654"), None, true).await,
+        &admin
+            .request(Method::PUT, &format!("{fpath}/holders/987654"), None, true)
+            .await,
         404,
         "not_found",
     );
@@ -252,22 +298,38 @@ async fn abac_answers_follow_roles_and_positions_and_their_removal() {
     let holder = format!("/api/v1/tors/{board}/functions/{secretary}/holders/{sam}");
     assert_status(&admin.request(Method::PUT, &holder, None, true).await, 200);
     assert!(allowed(&mut admin, sam, "minutes.record", board).await);
-    assert!(!allowed(&mut admin, sam, "minutes.record", finance).await, "only on that ToR");
+    assert!(
+        !allowed(&mut admin, sam, "minutes.record", finance).await,
+        "only on that ToR"
+    );
     // The user may ask about themself (user_id defaults to the caller).
     let r = sam_client
-        .get(&format!("/api/v1/abac/check?capability=minutes.record&tor_id={board}"))
+        .get(&format!(
+            "/api/v1/abac/check?capability=minutes.record&tor_id={board}"
+        ))
         .await;
     assert_eq!(assert_status(&r, 200), json!({"allowed": true}));
-    let caps = assert_status(&sam_client.get(&format!("/api/v1/tors/{board}/capabilities")).await, 200);
+    let caps = assert_status(
+        &sam_client
+            .get(&format!("/api/v1/tors/{board}/capabilities"))
+            .await,
+        200,
+    );
     assert_eq!(caps["user_id"], sam);
     assert_eq!(caps["capabilities"], json!(["tor.view", "minutes.record"]));
 
     // Removing the capability from the function, or the user from it, takes it away.
     let fpath = format!("/api/v1/tors/{board}/functions/{secretary}");
-    admin.send_json(Method::PATCH, &fpath, &json!({"capabilities": []})).await;
+    admin
+        .send_json(Method::PATCH, &fpath, &json!({"capabilities": []}))
+        .await;
     assert!(!allowed(&mut admin, sam, "minutes.record", board).await);
     admin
-        .send_json(Method::PATCH, &fpath, &json!({"capabilities": ["minutes.record"]}))
+        .send_json(
+            Method::PATCH,
+            &fpath,
+            &json!({"capabilities": ["minutes.record"]}),
+        )
         .await;
     assert!(allowed(&mut admin, sam, "minutes.record", board).await);
     assert_status(&admin.delete(&holder).await, 204);
@@ -275,13 +337,19 @@ async fn abac_answers_follow_roles_and_positions_and_their_removal() {
 
     // Removing the role takes the role-derived capability away.
     admin
-        .send_json(Method::PATCH, &format!("/api/v1/users/{sam}"), &json!({"roles": []}))
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/users/{sam}"),
+            &json!({"roles": []}),
+        )
         .await;
     assert!(!allowed(&mut admin, sam, "tor.view", board).await);
 
     // Asking about someone else needs users.view; unknown things are 404, missing params 400.
     let r = stranger
-        .get(&format!("/api/v1/abac/check?user_id={sam}&capability=tor.view&tor_id={board}"))
+        .get(&format!(
+            "/api/v1/abac/check?user_id={sam}&capability=tor.view&tor_id={board}"
+        ))
         .await;
     assert_error(&r, 403, "forbidden");
     let r = stranger
@@ -289,22 +357,40 @@ async fn abac_answers_follow_roles_and_positions_and_their_removal() {
         .await;
     assert_error(&r, 403, "forbidden");
     assert_error(
-        &admin.get("/api/v1/abac/check?capability=tor.view&tor_id=987654").await,
+        &admin
+            .get("/api/v1/abac/check?capability=tor.view&tor_id=987654")
+            .await,
         404,
         "not_found",
     );
     assert_error(
-        &admin.get(&format!("/api/v1/abac/check?user_id=987654&capability=tor.view&tor_id={board}")).await,
+        &admin
+            .get(&format!(
+                "/api/v1/abac/check?user_id=987654&capability=tor.view&tor_id={board}"
+            ))
+            .await,
         404,
         "not_found",
     );
-    assert_error(&admin.get("/api/v1/abac/check?capability=tor.view").await, 400, "bad_request");
     assert_error(
-        &admin.get(&format!("/api/v1/abac/check?capability=tor.view&tor_id={board}&x=1")).await,
+        &admin.get("/api/v1/abac/check?capability=tor.view").await,
         400,
         "bad_request",
     );
-    assert_error(&admin.get("/api/v1/tors/987654/capabilities").await, 404, "not_found");
+    assert_error(
+        &admin
+            .get(&format!(
+                "/api/v1/abac/check?capability=tor.view&tor_id={board}&x=1"
+            ))
+            .await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        &admin.get("/api/v1/tors/987654/capabilities").await,
+        404,
+        "not_found",
+    );
 }
 
 #[tokio::test]
@@ -324,13 +410,22 @@ async fn position_capabilities_let_members_edit_their_own_tor_only_within_their_
     .await;
     let approver = create_function(&mut admin, board, "approver", &["decision.approve"]).await;
     admin
-        .request(Method::PUT, &format!("/api/v1/tors/{board}/functions/{lead}/holders/{uma}"), None, true)
+        .request(
+            Method::PUT,
+            &format!("/api/v1/tors/{board}/functions/{lead}/holders/{uma}"),
+            None,
+            true,
+        )
         .await;
 
     // tor.view from the position opens the ToR's detail, but not the list of all ToRs.
     assert_status(&uma_client.get(&format!("/api/v1/tors/{board}")).await, 200);
     assert_error(&uma_client.get("/api/v1/tors").await, 403, "forbidden");
-    assert_error(&uma_client.get(&format!("/api/v1/tors/{other}")).await, 403, "forbidden");
+    assert_error(
+        &uma_client.get(&format!("/api/v1/tors/{other}")).await,
+        403,
+        "forbidden",
+    );
 
     // tor.edit: functions of this ToR, with capabilities the member holds there.
     let r = uma_client
@@ -356,22 +451,37 @@ async fn position_capabilities_let_members_edit_their_own_tor_only_within_their_
         .await;
     assert_error(&r, 403, "forbidden");
     let r = uma_client
-        .post_json(&format!("/api/v1/tors/{other}/functions"), &json!({"slug": "x"}))
+        .post_json(
+            &format!("/api/v1/tors/{other}/functions"),
+            &json!({"slug": "x"}),
+        )
         .await;
     assert_error(&r, 403, "forbidden");
 
     // members.manage: fill positions whose capabilities the member holds.
     let r = uma_client
-        .request(Method::PUT, &format!("/api/v1/tors/{board}/functions/{member}/holders/{vic}"), None, true)
+        .request(
+            Method::PUT,
+            &format!("/api/v1/tors/{board}/functions/{member}/holders/{vic}"),
+            None,
+            true,
+        )
         .await;
     assert_eq!(holder_ids(&assert_status(&r, 200)), vec![vic]);
     let r = uma_client
-        .request(Method::PUT, &format!("/api/v1/tors/{board}/functions/{approver}/holders/{uma}"), None, true)
+        .request(
+            Method::PUT,
+            &format!("/api/v1/tors/{board}/functions/{approver}/holders/{uma}"),
+            None,
+            true,
+        )
         .await;
     assert_error(&r, 403, "forbidden");
     assert_status(
         &uma_client
-            .delete(&format!("/api/v1/tors/{board}/functions/{member}/holders/{vic}"))
+            .delete(&format!(
+                "/api/v1/tors/{board}/functions/{member}/holders/{vic}"
+            ))
             .await,
         204,
     );
@@ -379,23 +489,43 @@ async fn position_capabilities_let_members_edit_their_own_tor_only_within_their_
     // ToRs themselves need tors.manage.
     assert_error(
         &uma_client
-            .send_json(Method::PATCH, &format!("/api/v1/tors/{board}"), &json!({"label": "Mine"}))
+            .send_json(
+                Method::PATCH,
+                &format!("/api/v1/tors/{board}"),
+                &json!({"label": "Mine"}),
+            )
             .await,
         403,
         "forbidden",
     );
-    assert_error(&uma_client.delete(&format!("/api/v1/tors/{board}")).await, 403, "forbidden");
-    assert_error(&uma_client.post_json("/api/v1/tors", &json!({"name": "new"})).await, 403, "forbidden");
+    assert_error(
+        &uma_client.delete(&format!("/api/v1/tors/{board}")).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &uma_client
+            .post_json("/api/v1/tors", &json!({"name": "new"}))
+            .await,
+        403,
+        "forbidden",
+    );
 
     // Losing the position loses the rights.
     admin
-        .delete(&format!("/api/v1/tors/{board}/functions/{lead}/holders/{uma}"))
+        .delete(&format!(
+            "/api/v1/tors/{board}/functions/{lead}/holders/{uma}"
+        ))
         .await;
     let r = uma_client
         .delete(&format!("/api/v1/tors/{board}/functions/{member}"))
         .await;
     assert_error(&r, 403, "forbidden");
-    assert_error(&uma_client.get(&format!("/api/v1/tors/{board}")).await, 403, "forbidden");
+    assert_error(
+        &uma_client.get(&format!("/api/v1/tors/{board}")).await,
+        403,
+        "forbidden",
+    );
 }
 
 #[tokio::test]
@@ -407,7 +537,12 @@ async fn the_governance_map_and_graph_show_tors_functions_and_holders() {
     let finance = create_tor(&mut admin, "finance", Some(board)).await;
     let chair = create_function(&mut admin, finance, "chair", &["meeting.call"]).await;
     admin
-        .request(Method::PUT, &format!("/api/v1/tors/{finance}/functions/{chair}/holders/{wes}"), None, true)
+        .request(
+            Method::PUT,
+            &format!("/api/v1/tors/{finance}/functions/{chair}/holders/{wes}"),
+            None,
+            true,
+        )
         .await;
 
     let map = assert_status(&admin.get("/api/v1/governance").await, 200);
@@ -420,9 +555,21 @@ async fn the_governance_map_and_graph_show_tors_functions_and_holders() {
     let graph = assert_status(&admin.get("/api/v1/governance/graph").await, 200);
     let edges = graph["edges"].as_array().unwrap();
     for (source, target, relation) in [
-        (format!("tor:{finance}"), format!("tor:{board}"), "reports_to"),
-        (format!("function:{chair}"), format!("tor:{finance}"), "belongs_to_tor"),
-        (format!("user:{wes}"), format!("function:{chair}"), "fills_position"),
+        (
+            format!("tor:{finance}"),
+            format!("tor:{board}"),
+            "reports_to",
+        ),
+        (
+            format!("function:{chair}"),
+            format!("tor:{finance}"),
+            "belongs_to_tor",
+        ),
+        (
+            format!("user:{wes}"),
+            format!("function:{chair}"),
+            "fills_position",
+        ),
     ] {
         assert!(
             edges.contains(&json!({"source": source, "target": target, "relation": relation})),
@@ -433,8 +580,16 @@ async fn the_governance_map_and_graph_show_tors_functions_and_holders() {
 
     let (_, mut nobody) = user(&app, "xena", &[]).await;
     assert_error(&nobody.get("/api/v1/governance").await, 403, "forbidden");
-    assert_error(&nobody.get("/api/v1/governance/graph").await, 403, "forbidden");
-    assert_error(&app.client().get("/api/v1/governance").await, 401, "unauthenticated");
+    assert_error(
+        &nobody.get("/api/v1/governance/graph").await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &app.client().get("/api/v1/governance").await,
+        401,
+        "unauthenticated",
+    );
     let r = admin.get("/api/v1/governance").await;
     assert_no_secrets(&app, &r).await;
 }

@@ -70,7 +70,12 @@ pub fn assert_status(r: &TestResponse, status: u16) -> Value {
 }
 
 /// Sends raw bytes as a JSON body (for malformed JSON).
-pub async fn send_raw(client: &mut TestClient, method: Method, path: &str, body: &str) -> TestResponse {
+pub async fn send_raw(
+    client: &mut TestClient,
+    method: Method,
+    path: &str,
+    body: &str,
+) -> TestResponse {
     client
         .request(
             method,
@@ -90,7 +95,10 @@ pub async fn assert_no_secrets(app: &TestApp, r: &TestResponse) {
         .await
         .unwrap();
     for hash in hashes {
-        assert!(!text.contains(&hex::encode(&hash)), "token hash leaked: {text}");
+        assert!(
+            !text.contains(&hex::encode(&hash)),
+            "token hash leaked: {text}"
+        );
         assert!(
             !text.contains(&base64_std(&hash)),
             "token hash leaked: {text}"

@@ -16,7 +16,10 @@ pub fn router() -> Router<AppState> {
         .route("/governance/graph", get(graph))
 }
 
-async fn map(State(state): State<AppState>, user: CurrentUser) -> AppResult<ApiJson<GovernanceMap>> {
+async fn map(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> AppResult<ApiJson<GovernanceMap>> {
     user.require(perm::TORS_VIEW)?;
     Ok(ApiJson(governance::map(&state.db).await?))
 }

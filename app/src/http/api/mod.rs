@@ -98,11 +98,7 @@ where
 }
 
 /// `Ok` when the caller is `user_id` themself or holds `permission`.
-pub(crate) fn require_self_or(
-    user: &CurrentUser,
-    user_id: i64,
-    permission: &str,
-) -> AppResult<()> {
+pub(crate) fn require_self_or(user: &CurrentUser, user_id: i64, permission: &str) -> AppResult<()> {
     if user.id == user_id {
         Ok(())
     } else {

@@ -72,10 +72,7 @@ impl Authority {
         let Authority::Scoped(own) = self else {
             return Ok(());
         };
-        let beyond: Vec<&str> = granted
-            .difference(own)
-            .map(|c| c.as_str())
-            .collect();
+        let beyond: Vec<&str> = granted.difference(own).map(|c| c.as_str()).collect();
         if beyond.is_empty() {
             Ok(())
         } else {

@@ -140,10 +140,7 @@ async fn create(
     };
     let created_user = users::create(&mut tx, &user.actor(), &new).await?;
     tx.commit().await?;
-    created(
-        format!("/api/v1/users/{}", created_user.id),
-        created_user,
-    )
+    created(format!("/api/v1/users/{}", created_user.id), created_user)
 }
 
 #[derive(Deserialize)]
