@@ -341,6 +341,28 @@ async fn a_user_manager_cannot_hand_out_permissions_they_do_not_hold() {
             .is_empty()
     );
 
+    // Nor can they take over or remove someone who holds more than they do.
+    let (admin_id, _) = admin(&app).await;
+    let r = manager
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/users/{admin_id}"),
+            &json!({"password": "the manager knows it now"}),
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+    let hash = users::password_hash(app.pool(), admin_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!password::verify("the manager knows it now", &hash).await);
+    assert_error(
+        &manager.delete(&format!("/api/v1/users/{admin_id}")).await,
+        403,
+        "forbidden",
+    );
+    assert!(users::get(app.pool(), admin_id).await.unwrap().is_some());
+
     // Roles within the manager's own permissions are fine.
     let r = manager
         .send_json(

@@ -1,6 +1,6 @@
 //! Users: list, read, create, update, delete, and where their capabilities come from.
-//! Passwords go in, never out; roles can only be handed out by someone who already holds
-//! every permission they grant.
+//! Passwords go in, never out. Nobody hands out a role granting more than they hold, nor
+//! changes a user who holds more than they do.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -111,6 +111,29 @@ async fn check_grantable(
     Ok(())
 }
 
+/// Refuses to change a user who holds permissions the caller lacks: resetting an
+/// administrator's password would otherwise hand their account to a mere user manager.
+async fn check_manageable(
+    conn: &mut PgConnection,
+    caller: &CurrentUser,
+    target: i64,
+) -> AppResult<()> {
+    let held = roles::effective_permissions(&mut *conn, target).await?;
+    let beyond: Vec<&str> = held
+        .iter()
+        .filter(|p| !caller.can(p))
+        .map(String::as_str)
+        .collect();
+    if beyond.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "user {target} holds permissions you do not: {}",
+            beyond.join(", ")
+        )))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
@@ -164,6 +187,7 @@ async fn update(
     user.require(perm::USERS_MANAGE)?;
     let mut tx = state.db.begin().await?;
     let before = users::require(&mut *tx, id.0).await?;
+    check_manageable(&mut tx, &user, id.0).await?;
     if id.0 == user.id && body.is_active == Some(false) {
         return Err(AppError::Conflict(
             "you cannot deactivate your own account".into(),
@@ -199,6 +223,8 @@ async fn remove(
 ) -> AppResult<StatusCode> {
     user.require(perm::USERS_MANAGE)?;
     let mut tx = state.db.begin().await?;
+    users::require(&mut *tx, id.0).await?;
+    check_manageable(&mut tx, &user, id.0).await?;
     users::delete(&mut tx, &user.actor(), id.0).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
