@@ -230,10 +230,7 @@ pub async fn detail(
 }
 
 /// [`detail`] on a connection the caller holds (e.g. inside a transaction).
-pub async fn detail_in(
-    conn: &mut PgConnection,
-    id: i64,
-) -> DomainResult<TorDetail> {
+pub async fn detail_in(conn: &mut PgConnection, id: i64) -> DomainResult<TorDetail> {
     let tor = summary(&mut *conn, id).await?;
     let functions = functions_in(&mut *conn, Some(&[id])).await?;
     Ok(TorDetail { tor, functions })
@@ -382,10 +379,7 @@ pub async fn function(
 }
 
 /// [`function`] on a connection the caller holds (e.g. inside a transaction).
-pub async fn function_in(
-    conn: &mut PgConnection,
-    function_id: i64,
-) -> DomainResult<TorFunction> {
+pub async fn function_in(conn: &mut PgConnection, function_id: i64) -> DomainResult<TorFunction> {
     let tor_id: Option<i64> = sqlx::query_scalar(
         "SELECT x.target_id FROM relations x JOIN entities rt ON rt.id = x.relation_type_id AND rt.name = 'belongs_to_tor' \
          JOIN entities f ON f.id = x.source_id AND f.entity_type = 'tor_function' WHERE x.source_id = $1",
