@@ -5,6 +5,8 @@
 //! `{"status": "ok"}`, `{"status": "ready", "schema": "current"}` and
 //! `{"status": "not ready", "reason": "..."}`.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -28,18 +30,29 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
+/// A probe gets an answer within this, even when the pool keeps retrying a dead database.
+const READINESS_DEADLINE: Duration = Duration::from_secs(3);
+
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let reason = match db::schema_status(&state.db).await {
-        Ok(status) if status.is_current() => {
+    let checked = tokio::time::timeout(READINESS_DEADLINE, db::schema_status(&state.db)).await;
+    let reason = match checked {
+        Ok(Ok(status)) if status.is_current() => {
             return (
                 StatusCode::OK,
                 axum::Json(json!({"status": "ready", "schema": "current"})),
             );
         }
-        Ok(status) => status.to_string(),
-        Err(e) => {
+        Ok(Ok(status)) => status.to_string(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check cannot reach the database");
             format!("database unreachable: {e}")
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out waiting for the database");
+            format!(
+                "database unreachable: no answer within {}s",
+                READINESS_DEADLINE.as_secs()
+            )
         }
     };
     (
