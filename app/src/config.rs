@@ -55,6 +55,7 @@ pub struct CommonArgs {
 
 #[derive(Clone, Args)]
 pub struct ServeArgs {
+    /// Port to listen on.
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
 
@@ -84,6 +85,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
+    /// Size of the database connection pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
 
