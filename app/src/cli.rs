@@ -1,4 +1,6 @@
 //! The `ahlt` command line: `serve`, `migrate`, `seed-demo`.
+//!
+//! Exit status: 0 on success, 1 on any failure (message on stderr), 2 for usage errors.
 
 use std::process::ExitCode;
 
@@ -6,7 +8,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{CommonArgs, ServeArgs};
 
-#[derive(Debug, Parser)]
+// No `Debug`: the arguments hold secrets.
+#[derive(Parser)]
 #[command(name = "ahlt", version, about = "ahlt governance web app")]
 pub struct Cli {
     #[command(flatten)]
@@ -15,18 +18,23 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Serve the web app. Without DATABASE_URL, runs a private local PostgreSQL (migrated and seeded).
     Serve(ServeArgs),
-    /// Apply migrations and the base seed, then exit. Fails on a downgrade.
+    /// Apply migrations and the base seed, then exit. Needs DATABASE_URL; fails on a downgrade.
     Migrate {
         /// Initial admin password, used only when the admin user is first created.
         #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
     },
-    /// Add demo ToRs, functions and users (idempotent).
-    SeedDemo,
+    /// Add demo ToRs, functions and users (idempotent). Without DATABASE_URL, into the
+    /// embedded database (migrated and base-seeded first).
+    SeedDemo {
+        /// Initial admin password for the embedded database, used only when the admin user is first created.
+        #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
 }
 
 pub fn main() -> ExitCode {

@@ -1,8 +1,11 @@
 //! What each subcommand does.
 
 use anyhow::{Context, bail};
+use sqlx::PgPool;
 
 use crate::cli::{Cli, Command};
+use crate::seed::SeedReport;
+use crate::server::EmbeddedDatabase;
 use crate::{db, seed, telemetry};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -14,12 +17,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::connect(url, 2)
                 .await
                 .context("connecting to the database")?;
-            let applied = db::migrate(&pool).await?;
-            let report = seed::base(&pool, admin_password.as_deref()).await?;
-            tracing::info!(applied = ?applied, seeded = report.created.len(), "migrations and base seed applied");
+            let result = migrate_and_seed(&pool, admin_password.as_deref()).await;
+            pool.close().await;
+            let (applied, report) = result?;
             println!(
-                "ahlt migrate: {} migration(s) applied, {} seed item(s) created",
-                applied.len(),
+                "ahlt migrate: {applied} migration(s) applied, {} seed item(s) created",
                 report.created.len()
             );
             if let Some(password) = report.generated_admin_password {
@@ -27,30 +29,85 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::SeedDemo => {
-            let url = require_database_url(&cli.common.database_url, "seed-demo")?;
-            let pool = db::connect(url, 2)
-                .await
-                .context("connecting to the database")?;
-            let status = db::schema_status(&pool).await?;
-            if !status.is_current() {
-                bail!("{status}");
+        Command::SeedDemo { admin_password } => match cli.common.database_url.as_deref() {
+            Some(url) if !url.is_empty() => {
+                let pool = db::connect(url, 2)
+                    .await
+                    .context("connecting to the database")?;
+                let result = seed_demo(&pool).await;
+                pool.close().await;
+                result
             }
-            let report = seed::demo(&pool).await?;
-            println!("ahlt seed-demo: {} item(s) created", report.created.len());
-            if let Some(password) = report.generated_admin_password {
-                println!(
-                    "ahlt seed-demo: demo users alice, bob, carol, dave share the password: {password}"
-                );
+            _ => {
+                let embedded = EmbeddedDatabase::open(&cli.common.data_dir).await?;
+                let result = seed_demo_embedded(&embedded, admin_password.as_deref()).await;
+                let stopped = embedded.stop().await;
+                result?;
+                stopped
             }
-            Ok(())
+        },
+    }
+}
+
+async fn migrate_and_seed(
+    pool: &PgPool,
+    admin_password: Option<&str>,
+) -> anyhow::Result<(usize, SeedReport)> {
+    let applied = db::migrate(pool).await?;
+    let report = seed::base(pool, admin_password)
+        .await
+        .context("applying the base seed")?;
+    tracing::info!(applied = ?applied, seeded = report.created.len(), "migrations and base seed applied");
+    Ok((applied.len(), report))
+}
+
+/// Into a database someone else migrates: refuse unless the schema is current.
+async fn seed_demo(pool: &PgPool) -> anyhow::Result<()> {
+    let status = db::schema_status(pool).await?;
+    if !status.is_current() {
+        bail!("{status}");
+    }
+    let report = seed::demo(pool).await.context("applying the demo seed")?;
+    print_demo_report(report);
+    Ok(())
+}
+
+/// The embedded database is ours: bring it up to date first, as `serve` would.
+async fn seed_demo_embedded(
+    embedded: &EmbeddedDatabase,
+    admin_password: Option<&str>,
+) -> anyhow::Result<()> {
+    let pool = db::connect(embedded.url(), 2)
+        .await
+        .context("connecting to the embedded database")?;
+    let result = async {
+        let (_, base) = migrate_and_seed(&pool, admin_password).await?;
+        if let Some(password) = base.generated_admin_password {
+            println!("ahlt seed-demo: created user 'admin' with generated password: {password}");
         }
+        let report = seed::demo(&pool).await.context("applying the demo seed")?;
+        print_demo_report(report);
+        Ok(())
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
+fn print_demo_report(report: SeedReport) {
+    println!("ahlt seed-demo: {} item(s) created", report.created.len());
+    if let Some(password) = report.generated_admin_password {
+        println!(
+            "ahlt seed-demo: demo users alice, bob, carol, dave share the password: {password}"
+        );
     }
 }
 
 fn require_database_url<'a>(url: &'a Option<String>, command: &str) -> anyhow::Result<&'a str> {
     match url.as_deref() {
         Some(url) if !url.is_empty() => Ok(url),
-        _ => bail!("DATABASE_URL must be set for `ahlt {command}`"),
+        _ => bail!(
+            "DATABASE_URL must be set for `ahlt {command}` (e.g. postgres://user:password@host:5432/ahlt)"
+        ),
     }
 }

@@ -32,7 +32,7 @@ pub enum LogFormat {
 }
 
 /// Settings shared by every subcommand.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct CommonArgs {
     /// PostgreSQL URL. Unset for `serve`: start a private local PostgreSQL under --data-dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
@@ -47,15 +47,22 @@ pub struct CommonArgs {
         global = true
     )]
     pub log_format: LogFormat,
+
+    /// Where the embedded default keeps its PostgreSQL cluster and generated session key.
+    #[arg(long, env = "AHLT_DATA_DIR", default_value = ".ahlt", global = true)]
+    pub data_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServeArgs {
+    /// Port to listen on.
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
 
-    #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
-    pub bind: IpAddr,
+    /// Address to listen on. Default: 0.0.0.0 with DATABASE_URL; 127.0.0.1 for the embedded
+    /// default, which is a single-user development setup.
+    #[arg(long, env = "BIND_ADDRESS")]
+    pub bind: Option<IpAddr>,
 
     /// Environment profile.
     #[arg(long, env = "APP_ENV", value_enum, default_value = "dev")]
@@ -78,16 +85,45 @@ pub struct ServeArgs {
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
-    /// Where the embedded default keeps its PostgreSQL data and generated keys.
-    #[arg(long, env = "AHLT_DATA_DIR", default_value = ".ahlt")]
-    pub data_dir: PathBuf,
-
+    /// Size of the database connection pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
 
     /// Take the client address for login rate limiting from X-Forwarded-For (behind an ingress).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+}
+
+/// Stands in for secrets in `Debug` output.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+// Hand-written so that secrets never reach a log line through `{:?}`.
+impl std::fmt::Debug for CommonArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommonArgs")
+            .field("database_url", &redacted(&self.database_url))
+            .field("log_format", &self.log_format)
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("port", &self.port)
+            .field("bind", &self.bind)
+            .field("app_env", &self.app_env)
+            .field("env_name", &self.env_name)
+            .field("session_key", &redacted(&self.session_key))
+            .field("cookie_secure", &self.cookie_secure)
+            .field("admin_password", &redacted(&self.admin_password))
+            .field("max_connections", &self.max_connections)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .finish()
+    }
 }
 
 /// Settings the running server needs, resolved from [`ServeArgs`].

@@ -315,13 +315,22 @@ pub async fn demo(pool: &PgPool) -> DomainResult<SeedReport> {
     }
 
     use Capability::*;
-    let tors_spec: [(
-        &str,
-        &str,
-        &str,
-        Option<&str>,
-        &[(&str, &str, &[Capability], &[usize])],
-    ); 3] = [
+    // (slug, label, capabilities, indexes of the holders in `people`)
+    type FunctionSpec = (
+        &'static str,
+        &'static str,
+        &'static [Capability],
+        &'static [usize],
+    );
+    // (name, label, description, parent, functions)
+    type TorSpec = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static [FunctionSpec],
+    );
+    let tors_spec: [TorSpec; 3] = [
         (
             "board",
             "Board of Directors",

@@ -160,10 +160,11 @@ impl TestClient {
         if let Some(token) = &self.bearer {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        if csrf && method != Method::GET {
-            if let Some(t) = &self.csrf {
-                builder = builder.header("x-csrf-token", t);
-            }
+        if csrf
+            && method != Method::GET
+            && let Some(t) = &self.csrf
+        {
+            builder = builder.header("x-csrf-token", t);
         }
         let request = match body {
             Some((content_type, bytes)) => builder

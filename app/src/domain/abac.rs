@@ -64,9 +64,12 @@ fn capability_names() -> Vec<&'static str> {
     Capability::ALL.iter().map(|c| c.as_str()).collect()
 }
 
+/// capability, tor_id, via_kind, via_name, function_id
+type GrantRow = (String, Option<i64>, String, String, Option<i64>);
+
 /// Every grant a user holds, with where it comes from.
 pub async fn grants(exec: impl PgExecutor<'_>, user_id: i64) -> DomainResult<Vec<Grant>> {
-    let rows: Vec<(String, Option<i64>, String, String, Option<i64>)> = sqlx::query_as(&format!(
+    let rows: Vec<GrantRow> = sqlx::query_as(&format!(
         "{GRANTS_CTE} SELECT DISTINCT capability, tor_id, via_kind, via_name, function_id FROM grants"
     ))
     .bind(user_id)

@@ -11,13 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Request, Response, header};
 use sqlx::PgPool;
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use crate::auth::{csrf, session};
 use crate::config::AppConfig;
@@ -31,18 +36,28 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: PgPool, config: AppConfig) -> Self {
+        let mut metrics = metrics::Metrics::new();
+        metrics.register_pool(db.clone());
         AppState {
             db,
             config: Arc::new(config),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics: Arc::new(metrics),
         }
     }
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers whose values must never reach a log line.
+const SENSITIVE_HEADERS: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("x-csrf-token"),
+];
 
 /// The whole application: pages, API v1 and ops endpoints, with sessions, CSRF checks,
-/// request ids, tracing, timeouts and security headers.
+/// request ids, tracing, metrics, timeouts and security headers.
 pub fn router(state: AppState, session_key: &session::SessionKey) -> Router {
     let session_layer = session::layer(state.db.clone(), session_key, state.config.cookie_secure);
     let app = Router::new()
@@ -50,15 +65,30 @@ pub fn router(state: AppState, session_key: &session::SessionKey) -> Router {
         .nest("/api/v1", api::router())
         .layer(axum::middleware::from_fn(csrf::verify))
         .layer(session_layer);
+    let metrics = state.metrics.clone();
+    // Ops endpoints sit outside the session layer: probes and scrapes never create sessions.
+    // `Router::layer` wraps each route, so these layers run after routing and see `MatchedPath`.
     Router::new()
         .merge(app)
         .merge(ops::router())
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_HEADERS))
+                .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http())
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(log_response),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    metrics::track,
+                ))
+                // Inside the metrics layer, so panics and timeouts are counted as 500 and 504.
+                .layer(CatchPanicLayer::new())
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::GATEWAY_TIMEOUT,
                     Duration::from_secs(30),
@@ -76,4 +106,29 @@ pub fn router(state: AppState, session_key: &session::SessionKey) -> Router {
                     HeaderValue::from_static("same-origin"),
                 )),
         )
+}
+
+/// One span per request with its id and route template, so every log line of the request
+/// carries them. The query string is left out: it may hold tokens.
+fn request_span<B>(request: &Request<B>) -> Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %metrics::route_of(request),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3,
+        "request finished"
+    );
 }

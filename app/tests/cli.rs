@@ -1,0 +1,288 @@
+//! The real `ahlt` binary: `migrate` exit codes and the embedded default of `serve`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use ahlt::testing::TestDatabase;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// Only guards against a hung child; never part of what is asserted.
+const STARTUP_GUARD: Duration = Duration::from_secs(180);
+
+/// The binary with none of the caller's ahlt settings.
+fn ahlt() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ahlt"));
+    for var in [
+        "DATABASE_URL",
+        "SESSION_KEY",
+        "ADMIN_PASSWORD",
+        "APP_ENV",
+        "PORT",
+        "BIND_ADDRESS",
+        "AHLT_DATA_DIR",
+        "COOKIE_SECURE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().await.expect("running ahlt");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn migrate(url: &str) -> Output {
+    run(ahlt()
+        .arg("migrate")
+        .env("DATABASE_URL", url)
+        .env("ADMIN_PASSWORD", "cli-test-admin-password"))
+    .await
+}
+
+#[tokio::test]
+async fn migrate_succeeds_and_succeeds_again_with_nothing_to_do() {
+    let db = TestDatabase::create().await;
+    let first = migrate(db.url()).await;
+    assert!(first.status.success(), "{}{}", first.stdout, first.stderr);
+    assert!(
+        !first.stdout.contains("0 migration(s) applied"),
+        "{}",
+        first.stdout
+    );
+
+    let second = migrate(db.url()).await;
+    assert!(
+        second.status.success(),
+        "{}{}",
+        second.stdout,
+        second.stderr
+    );
+    assert!(
+        second
+            .stdout
+            .contains("0 migration(s) applied, 0 seed item(s) created"),
+        "{}",
+        second.stdout
+    );
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_database_newer_than_the_binary() {
+    let db = TestDatabase::create().await;
+    assert!(migrate(db.url()).await.status.success());
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99991231000000, 'from a newer ahlt', TRUE, '\\x00'::bytea, 0)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+
+    let out = migrate(db.url()).await;
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("downgrade") && out.stderr.contains("does not know"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("99991231000000"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn migrate_without_database_url_fails_and_says_so() {
+    let out = run(ahlt().arg("migrate")).await;
+    assert!(!out.status.success());
+    assert!(
+        out.stderr
+            .contains("DATABASE_URL must be set for `ahlt migrate`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn serve_with_database_url_outside_dev_requires_a_session_key() {
+    let db = TestDatabase::create().await;
+    let out = run(ahlt()
+        .arg("serve")
+        .env("DATABASE_URL", db.url())
+        .env("APP_ENV", "prod")
+        .env("PORT", free_port().to_string()))
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("SESSION_KEY must be set"),
+        "{}",
+        out.stderr
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ahlt serve` on the embedded default, up and announced.
+struct Served {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    /// Everything printed on stdout so far.
+    printed: Vec<String>,
+    url: String,
+    stderr_log: PathBuf,
+}
+
+impl Served {
+    async fn start(data_dir: &Path, stderr_log: PathBuf) -> Served {
+        let log = std::fs::File::create(&stderr_log).unwrap();
+        let mut child = ahlt()
+            .arg("serve")
+            .env("AHLT_DATA_DIR", data_dir)
+            .env("PORT", free_port().to_string())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("starting ahlt serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        // The URL line is printed once the server listens: wait for that event.
+        let url = tokio::time::timeout(STARTUP_GUARD, async {
+            while let Some(line) = stdout.next_line().await.unwrap() {
+                printed.push(line.clone());
+                if let Some(url) = line.strip_prefix("ahlt is running at ") {
+                    return Some(url.to_owned());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(url) = url else {
+            panic!(
+                "ahlt serve never printed its URL; stdout: {printed:?}; stderr:\n{}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            );
+        };
+        Served {
+            child,
+            stdout,
+            printed,
+            url,
+            stderr_log,
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::StatusCode {
+        reqwest::get(format!("{}{path}", self.url))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .status()
+    }
+
+    /// SIGTERM, then the exit status and all of stdout.
+    async fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = Pid::from_raw(self.child.id().unwrap() as i32);
+        kill(pid, Signal::SIGTERM).unwrap();
+        while let Some(line) = self.stdout.next_line().await.unwrap() {
+            self.printed.push(line);
+        }
+        let status = self.child.wait().await.unwrap();
+        if !status.success() {
+            panic!(
+                "ahlt serve exited with {status}; stderr:\n{}",
+                std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+            );
+        }
+        (status, self.printed)
+    }
+}
+
+#[tokio::test]
+async fn serve_without_database_url_runs_a_persistent_embedded_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Under root the embedded server runs as `postgres`, which must reach the data dir.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let data_dir = tmp.path().join("data");
+    let cluster = data_dir.join("postgres");
+    let key_file = data_dir.join("session.key");
+
+    let first = Served::start(&data_dir, tmp.path().join("first.log")).await;
+    assert!(first.url.starts_with("http://localhost:"), "{}", first.url);
+    assert_eq!(first.get("/healthz").await, 200);
+    assert_eq!(first.get("/readyz").await, 200);
+    assert!(
+        cluster.join("postmaster.pid").exists(),
+        "PostgreSQL runs in the data dir"
+    );
+    let first_log = first.stderr_log.clone();
+    let (status, printed) = first.terminate().await;
+    assert!(status.success());
+    let admin_password = printed
+        .iter()
+        .find_map(|l| {
+            l.split_once("\"admin\" with password: ")
+                .map(|(_, p)| p.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no admin credentials in {printed:?}"));
+    // PostgreSQL removes its pid file only on a clean shutdown.
+    assert!(
+        !cluster.join("postmaster.pid").exists(),
+        "PostgreSQL stopped"
+    );
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let postgres_password = std::fs::read_to_string(data_dir.join("postgres.password")).unwrap();
+    let log = std::fs::read_to_string(first_log).unwrap();
+    assert!(log.contains("\"serving\""), "{log}");
+    for secret in [
+        admin_password.as_str(),
+        key.trim(),
+        postgres_password.trim(),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "a secret leaked into the log:\n{log}"
+        );
+    }
+
+    let second = Served::start(&data_dir, tmp.path().join("second.log")).await;
+    assert_eq!(second.get("/readyz").await, 200);
+    let (status, printed) = second.terminate().await;
+    assert!(status.success());
+    assert!(
+        !printed.iter().any(|l| l.contains("password")),
+        "the admin already exists: {printed:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    assert!(
+        !cluster.join("postmaster.pid").exists(),
+        "PostgreSQL stopped"
+    );
+}
