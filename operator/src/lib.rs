@@ -1,1 +1,5 @@
 //! The ahlt operator: reconciles `AhltEnvironment` resources.
+
+pub mod crd;
+pub mod names;
+pub mod validate;
