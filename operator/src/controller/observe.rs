@@ -1,0 +1,265 @@
+//! Reads what exists: the admin Secret and every child, by name. Pure helpers then turn
+//! Jobs and Deployments into the observations status is computed from.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::{Api, Client};
+
+use super::error::Error;
+use super::provision::AdminSecretData;
+use super::status::{MigrationObservation, WorkloadObservation};
+use crate::names;
+use crate::validate::ValidatedEnv;
+
+/// The children and inputs of one environment as the API server has them.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub admin_secret: Option<Secret>,
+    pub database_secret: Option<Secret>,
+    pub app_secret: Option<Secret>,
+    pub config_map: Option<ConfigMap>,
+    /// The migration Job of the spec image.
+    pub migration_job: Option<Job>,
+    pub deployment: Option<Deployment>,
+    pub service: Option<Service>,
+    pub ingress: Option<Ingress>,
+}
+
+/// GETs, in a fixed order: admin Secret, database Secret, app Secret, ConfigMap, migration
+/// Job, Deployment, Service, Ingress.
+pub async fn observe(client: &Client, env: &ValidatedEnv) -> Result<Observed, Error> {
+    let ns = env.namespace.as_str();
+    let admin_api: Api<Secret> =
+        Api::namespaced(client.clone(), &env.database.admin_secret_namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    Ok(Observed {
+        admin_secret: admin_api.get_opt(&env.database.admin_secret_name).await?,
+        database_secret: secrets.get_opt(&env.database.secret_name).await?,
+        app_secret: secrets.get_opt(&names::app_secret(&env.name)).await?,
+        config_map: Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .get_opt(&names::config_map(&env.name))
+            .await?,
+        migration_job: Api::<Job>::namespaced(client.clone(), ns)
+            .get_opt(&names::migration_job(&env.name, &env.image))
+            .await?,
+        deployment: Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt(&names::app(&env.name))
+            .await?,
+        service: Api::<Service>::namespaced(client.clone(), ns)
+            .get_opt(&names::app(&env.name))
+            .await?,
+        ingress: Api::<Ingress>::namespaced(client.clone(), ns)
+            .get_opt(&names::app(&env.name))
+            .await?,
+    })
+}
+
+/// The `data` of a Secret as bytes (the API server returns `data`, never `stringData`).
+pub fn secret_data(secret: &Secret) -> AdminSecretData {
+    let mut data: AdminSecretData = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        data.insert(k.clone(), v.clone().into_bytes());
+    }
+    data
+}
+
+/// A UTF-8 value of a Secret, if present and non-empty.
+pub fn secret_value(secret: Option<&Secret>, key: &str) -> Option<String> {
+    let data = secret_data(secret?);
+    String::from_utf8(data.get(key)?.clone())
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// State of a migration Job: succeeded once `status.succeeded >= 1`; failed when it has a
+/// `Failed` condition or more failed pods than its backoff limit allows.
+pub fn migration_state(job: Option<&Job>, backoff_limit: i32) -> MigrationObservation {
+    let Some(job) = job else {
+        return MigrationObservation::NotStarted;
+    };
+    let status = job.status.clone().unwrap_or_default();
+    if status.succeeded.unwrap_or(0) >= 1 {
+        return MigrationObservation::Succeeded;
+    }
+    let failed_condition = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Failed" && c.status == "True");
+    if let Some(c) = failed_condition {
+        let message = match (&c.reason, &c.message) {
+            (Some(r), Some(m)) => format!("{r}: {m}"),
+            (Some(r), None) => r.clone(),
+            (None, Some(m)) => m.clone(),
+            (None, None) => "the Job failed".into(),
+        };
+        return MigrationObservation::Failed { message };
+    }
+    let failed = status.failed.unwrap_or(0);
+    if failed > backoff_limit {
+        return MigrationObservation::Failed {
+            message: format!("{failed} pods failed (backoffLimit {backoff_limit})"),
+        };
+    }
+    MigrationObservation::Running
+}
+
+/// Image of the Deployment's first container.
+pub fn deployment_image(deployment: &Deployment) -> Option<String> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .clone()
+}
+
+/// Rolled out = the controller saw this generation, every replica runs the current template
+/// and at least the desired number is available.
+pub fn workload_state(deployment: Option<&Deployment>) -> WorkloadObservation {
+    let Some(d) = deployment else {
+        return WorkloadObservation::NotCreated;
+    };
+    let image = deployment_image(d).unwrap_or_default();
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = d.status.clone().unwrap_or_default();
+    let available = status.available_replicas.unwrap_or(0);
+    let observed = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0) == desired;
+    if observed && updated && available >= desired {
+        WorkloadObservation::Available { image, available }
+    } else {
+        WorkloadObservation::RollingOut { image, available }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+    use kube::api::ObjectMeta;
+
+    fn deployment(generation: i64, observed: i64, updated: i32, available: i32) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                generation: Some(generation),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(2),
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "ahlt".into(),
+                            image: Some("r/ahlt:1".into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            status: Some(DeploymentStatus {
+                observed_generation: Some(observed),
+                updated_replicas: Some(updated),
+                available_replicas: Some(available),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn workload_is_available_only_when_fully_rolled_out() {
+        let avail = |d: &Deployment| {
+            matches!(
+                workload_state(Some(d)),
+                WorkloadObservation::Available { .. }
+            )
+        };
+        assert!(avail(&deployment(3, 3, 2, 2)));
+        assert!(!avail(&deployment(3, 2, 2, 2)), "generation not observed");
+        assert!(!avail(&deployment(3, 3, 1, 2)), "old pods remain");
+        assert!(!avail(&deployment(3, 3, 2, 1)), "not enough available");
+        assert_eq!(workload_state(None), WorkloadObservation::NotCreated);
+        assert_eq!(
+            deployment_image(&deployment(1, 1, 1, 1)).as_deref(),
+            Some("r/ahlt:1")
+        );
+    }
+
+    fn job(status: JobStatus) -> Job {
+        Job {
+            status: Some(status),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn job_states() {
+        assert_eq!(migration_state(None, 0), MigrationObservation::NotStarted);
+        assert_eq!(
+            migration_state(Some(&job(JobStatus::default())), 0),
+            MigrationObservation::Running
+        );
+        assert_eq!(
+            migration_state(
+                Some(&job(JobStatus {
+                    succeeded: Some(1),
+                    ..Default::default()
+                })),
+                0
+            ),
+            MigrationObservation::Succeeded
+        );
+        assert_eq!(
+            migration_state(
+                Some(&job(JobStatus {
+                    failed: Some(1),
+                    ..Default::default()
+                })),
+                1
+            ),
+            MigrationObservation::Running
+        );
+        assert!(matches!(
+            migration_state(
+                Some(&job(JobStatus {
+                    failed: Some(2),
+                    ..Default::default()
+                })),
+                1
+            ),
+            MigrationObservation::Failed { .. }
+        ));
+        let failed = job(JobStatus {
+            conditions: Some(vec![JobCondition {
+                type_: "Failed".into(),
+                status: "True".into(),
+                reason: Some("BackoffLimitExceeded".into()),
+                message: Some("Job has reached the specified backoff limit".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        assert_eq!(
+            migration_state(Some(&failed), 0),
+            MigrationObservation::Failed {
+                message: "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            }
+        );
+    }
+}
