@@ -8,10 +8,12 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::{Api, Client};
 
 use super::error::Error;
-use super::provision::AdminSecretData;
 use super::status::{MigrationObservation, WorkloadObservation};
 use crate::names;
 use crate::validate::ValidatedEnv;
+
+/// The `data` of a Secret, keyed by name.
+pub type AdminSecretData = std::collections::BTreeMap<String, Vec<u8>>;
 
 /// The children and inputs of one environment as the API server has them.
 #[derive(Debug, Clone, Default)]
