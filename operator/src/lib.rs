@@ -1,5 +1,6 @@
 //! The ahlt operator: reconciles `AhltEnvironment` resources.
 
+pub mod build;
 pub mod crd;
 pub mod names;
 pub mod validate;
