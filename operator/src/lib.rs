@@ -3,4 +3,5 @@
 pub mod build;
 pub mod crd;
 pub mod names;
+pub mod render;
 pub mod validate;
