@@ -1,5 +1,7 @@
 //! The ahlt operator: reconciles `AhltEnvironment` resources.
 
+pub mod build;
 pub mod crd;
 pub mod names;
+pub mod render;
 pub mod validate;
