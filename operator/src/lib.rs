@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod crd;
+pub mod database;
 pub mod names;
 pub mod render;
 pub mod validate;
