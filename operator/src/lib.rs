@@ -1,8 +1,11 @@
 //! The ahlt operator: reconciles `AhltEnvironment` resources.
 
+pub mod build;
 pub mod controller;
 pub mod crd;
+pub mod database;
 pub mod http;
 pub mod metrics;
 pub mod names;
+pub mod render;
 pub mod validate;

@@ -37,16 +37,22 @@ async fn reads(api: &mut ApiServer, world: &World, image: &str) {
         .await;
     api.get(&uri("v1", "secrets", "dev-app"), world.app_secret.as_ref())
         .await;
-    api.get(&uri("v1", "configmaps", "dev-config"), world.config_map.as_ref())
-        .await;
+    api.get(
+        &uri("v1", "configmaps", "dev-config"),
+        world.config_map.as_ref(),
+    )
+    .await;
     let job = world
         .job
         .as_ref()
         .filter(|j| j["metadata"]["name"] == job_name(image).as_str());
     api.get(&uri("batch/v1", "jobs", &job_name(image)), job)
         .await;
-    api.get(&uri("apps/v1", "deployments", "dev"), world.deployment.as_ref())
-        .await;
+    api.get(
+        &uri("apps/v1", "deployments", "dev"),
+        world.deployment.as_ref(),
+    )
+    .await;
     api.get(&uri("v1", "services", "dev"), world.service.as_ref())
         .await;
     api.get(
@@ -97,19 +103,31 @@ async fn first_creation() -> (World, Arc<FakeProvisioner>) {
     let result = scenario(&env, ctx, handle, move |mut api| async move {
         // Ready=False/Progressing is the very first write.
         let progressing = status_patch(&mut api, &env2).await;
-        assert_eq!(cond(&progressing, "Ready"), ("False".into(), "Progressing".into(), 1));
+        assert_eq!(
+            cond(&progressing, "Ready"),
+            ("False".into(), "Progressing".into(), 1)
+        );
         assert_eq!(progressing["observedGeneration"], 1);
         assert_eq!(progressing["conditions"].as_array().unwrap().len(), 1);
 
         let fin = api.expect("PATCH", &env_uri()).await;
-        assert_eq!(fin.body["metadata"]["finalizers"], json!(["ahlt.io/database"]));
+        assert_eq!(
+            fin.body["metadata"]["finalizers"],
+            json!(["ahlt.io/database"])
+        );
         assert_eq!(fin.body["metadata"]["resourceVersion"], "100");
         fin.respond(with_finalizer(env2.clone()));
 
         reads(&mut api, &World::default(), IMAGE_1).await;
 
-        let db_secret = api.expect("PATCH", &apply_uri("v1", "secrets", "dev-db")).await.echo();
-        let app_secret = api.expect("PATCH", &apply_uri("v1", "secrets", "dev-app")).await.echo();
+        let db_secret = api
+            .expect("PATCH", &apply_uri("v1", "secrets", "dev-db"))
+            .await
+            .echo();
+        let app_secret = api
+            .expect("PATCH", &apply_uri("v1", "secrets", "dev-app"))
+            .await
+            .echo();
         let config_map = api
             .expect("PATCH", &apply_uri("v1", "configmaps", "dev-config"))
             .await
@@ -156,8 +174,16 @@ async fn first_creation_provisions_and_runs_migrations_before_any_deployment() {
     let app_secret = world.app_secret.as_ref().unwrap();
     assert!(secret_string(app_secret, "SESSION_KEY").len() >= 32);
     assert!(!secret_string(app_secret, "ADMIN_PASSWORD").is_empty());
-    for child in [db_secret, app_secret, world.config_map.as_ref().unwrap(), world.job.as_ref().unwrap()] {
-        assert_eq!(labels(child)["app.kubernetes.io/managed-by"], "ahlt-operator");
+    for child in [
+        db_secret,
+        app_secret,
+        world.config_map.as_ref().unwrap(),
+        world.job.as_ref().unwrap(),
+    ] {
+        assert_eq!(
+            labels(child)["app.kubernetes.io/managed-by"],
+            "ahlt-operator"
+        );
         assert_eq!(child["metadata"]["ownerReferences"][0]["uid"], "uid-dev");
         assert_eq!(child["metadata"]["ownerReferences"][0]["controller"], true);
     }
@@ -169,12 +195,30 @@ async fn first_creation_provisions_and_runs_migrations_before_any_deployment() {
 
     let s = &world.status;
     assert_eq!(cond(s, "Ready"), ("False".into(), "Progressing".into(), 1));
-    assert_eq!(cond(s, "DatabaseReady"), ("True".into(), "Provisioned".into(), 1));
-    assert_eq!(cond(s, "MigrationsApplied"), ("False".into(), "Running".into(), 1));
-    assert_eq!(cond(s, "WorkloadAvailable"), ("False".into(), "NotCreated".into(), 1));
-    assert_eq!(cond(s, "IngressReady"), ("False".into(), "Pending".into(), 1));
-    assert_eq!(cond(s, "GraphSynced"), ("True".into(), "NotConfigured".into(), 1));
-    assert_eq!(s["database"], json!({"name": "ahlt_dev", "role": "ahlt_dev", "secretName": "dev-db"}));
+    assert_eq!(
+        cond(s, "DatabaseReady"),
+        ("True".into(), "Provisioned".into(), 1)
+    );
+    assert_eq!(
+        cond(s, "MigrationsApplied"),
+        ("False".into(), "Running".into(), 1)
+    );
+    assert_eq!(
+        cond(s, "WorkloadAvailable"),
+        ("False".into(), "NotCreated".into(), 1)
+    );
+    assert_eq!(
+        cond(s, "IngressReady"),
+        ("False".into(), "Pending".into(), 1)
+    );
+    assert_eq!(
+        cond(s, "GraphSynced"),
+        ("True".into(), "NotConfigured".into(), 1)
+    );
+    assert_eq!(
+        s["database"],
+        json!({"name": "ahlt_dev", "role": "ahlt_dev", "secretName": "dev-db"})
+    );
     assert!(s.get("image").is_none());
     assert_eq!(s["url"], "http://dev.local");
 }
@@ -197,9 +241,15 @@ async fn migrations_succeeded(mut world: World) -> World {
             .await
             .echo();
         assert_eq!(container_image(&deployment), IMAGE_1);
-        let service = api.expect("PATCH", &apply_uri("v1", "services", "dev")).await.echo();
+        let service = api
+            .expect("PATCH", &apply_uri("v1", "services", "dev"))
+            .await
+            .echo();
         let ingress = api
-            .expect("PATCH", &apply_uri("networking.k8s.io/v1", "ingresses", "dev"))
+            .expect(
+                "PATCH",
+                &apply_uri("networking.k8s.io/v1", "ingresses", "dev"),
+            )
             .await
             .echo();
         assert_eq!(ingress["spec"]["rules"][0]["host"], "dev.local");
@@ -220,10 +270,19 @@ async fn migrations_succeeded(mut world: World) -> World {
     assert!(matches!(&db.calls()[..], [DbCall::Ensure { password: p, .. }] if *p == password));
     let world = seen.lock().unwrap().clone();
     let s = &world.status;
-    assert_eq!(cond(s, "MigrationsApplied"), ("True".into(), "Succeeded".into(), 1));
-    assert_eq!(cond(s, "WorkloadAvailable"), ("False".into(), "RollingOut".into(), 1));
+    assert_eq!(
+        cond(s, "MigrationsApplied"),
+        ("True".into(), "Succeeded".into(), 1)
+    );
+    assert_eq!(
+        cond(s, "WorkloadAvailable"),
+        ("False".into(), "RollingOut".into(), 1)
+    );
     assert_eq!(cond(s, "Ready"), ("False".into(), "Progressing".into(), 1));
-    assert_eq!(cond(s, "IngressReady"), ("True".into(), "Configured".into(), 1));
+    assert_eq!(
+        cond(s, "IngressReady"),
+        ("True".into(), "Configured".into(), 1)
+    );
     assert_eq!(s["migratedImage"], IMAGE_1);
     assert!(s.get("image").is_none(), "no pods available yet");
     world
@@ -261,7 +320,10 @@ async fn pods_available(mut world: World) -> World {
     world.status = seen.lock().unwrap().clone();
     let s = &world.status;
     assert_eq!(cond(s, "Ready"), ("True".into(), "Available".into(), 1));
-    assert_eq!(cond(s, "WorkloadAvailable"), ("True".into(), "Available".into(), 1));
+    assert_eq!(
+        cond(s, "WorkloadAvailable"),
+        ("True".into(), "Available".into(), 1)
+    );
     assert_eq!(s["image"], IMAGE_1);
     assert_eq!(s["replicas"], 1);
     world
@@ -303,23 +365,39 @@ async fn image_bump_runs_the_new_job_while_the_old_image_keeps_serving() {
     let before = world.clone();
     scenario(&env, ctx, handle, move |mut api| async move {
         let progressing = status_patch(&mut api, &env2).await;
-        assert_eq!(cond(&progressing, "Ready"), ("False".into(), "Progressing".into(), 2));
+        assert_eq!(
+            cond(&progressing, "Ready"),
+            ("False".into(), "Progressing".into(), 2)
+        );
         assert_eq!(progressing["image"], IMAGE_1);
         reads(&mut api, &before, IMAGE_2).await;
         let job = api
             .expect("PATCH", &apply_uri("batch/v1", "jobs", &job_name(IMAGE_2)))
             .await
             .echo();
-        assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["image"], IMAGE_2);
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["image"],
+            IMAGE_2
+        );
         let deployment = api
             .expect("PATCH", &apply_uri("apps/v1", "deployments", "dev"))
             .await
             .echo();
-        assert_eq!(container_image(&deployment), IMAGE_1, "old image until migrations succeed");
+        assert_eq!(
+            container_image(&deployment),
+            IMAGE_1,
+            "old image until migrations succeed"
+        );
         assert_eq!(deployment["spec"]["replicas"], 2);
         let status = status_patch(&mut api, &env2).await;
-        assert_eq!(cond(&status, "MigrationsApplied"), ("False".into(), "Running".into(), 2));
-        assert_eq!(cond(&status, "Ready"), ("False".into(), "Progressing".into(), 2));
+        assert_eq!(
+            cond(&status, "MigrationsApplied"),
+            ("False".into(), "Running".into(), 2)
+        );
+        assert_eq!(
+            cond(&status, "Ready"),
+            ("False".into(), "Progressing".into(), 2)
+        );
         assert_eq!(status["image"], IMAGE_1);
         api
     })
@@ -350,7 +428,12 @@ async fn failed_migration_keeps_the_old_deployment_and_warns_once() {
         let event = api.expect("POST", &events_uri()).await;
         assert_eq!(event.body["type"], "Warning");
         assert_eq!(event.body["reason"], "MigrationFailed");
-        assert!(event.body["note"].as_str().unwrap().contains("BackoffLimitExceeded"));
+        assert!(
+            event.body["note"]
+                .as_str()
+                .unwrap()
+                .contains("BackoffLimitExceeded")
+        );
         let body = event.body.clone();
         event.respond(body);
         *out.lock().unwrap() = status;
@@ -359,9 +442,18 @@ async fn failed_migration_keeps_the_old_deployment_and_warns_once() {
     .await
     .expect("pass succeeds");
     let status = seen.lock().unwrap().clone();
-    assert_eq!(cond(&status, "MigrationsApplied"), ("False".into(), "MigrationFailed".into(), 2));
-    assert_eq!(cond(&status, "Ready"), ("False".into(), "MigrationFailed".into(), 2));
-    assert_eq!(cond(&status, "WorkloadAvailable"), ("True".into(), "Available".into(), 2));
+    assert_eq!(
+        cond(&status, "MigrationsApplied"),
+        ("False".into(), "MigrationFailed".into(), 2)
+    );
+    assert_eq!(
+        cond(&status, "Ready"),
+        ("False".into(), "MigrationFailed".into(), 2)
+    );
+    assert_eq!(
+        cond(&status, "WorkloadAvailable"),
+        ("True".into(), "Available".into(), 2)
+    );
     assert_eq!(status["image"], IMAGE_1);
 
     // The same failure on the next pass: no event, no write.
@@ -400,12 +492,18 @@ async fn removed_ingress_is_deleted() {
         let hash = |d: &Value| d["spec"]["template"]["metadata"]["annotations"].clone();
         assert_ne!(hash(&deployment), hash(before.deployment.as_ref().unwrap()));
         let delete = api
-            .expect("DELETE", &format!("{}?", uri("networking.k8s.io/v1", "ingresses", "dev")))
+            .expect(
+                "DELETE",
+                &format!("{}?", uri("networking.k8s.io/v1", "ingresses", "dev")),
+            )
             .await;
         assert_eq!(delete.body["propagationPolicy"], "Background");
         delete.respond(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
         let status = status_patch(&mut api, &env2).await;
-        assert_eq!(cond(&status, "IngressReady"), ("True".into(), "NotRequested".into(), 2));
+        assert_eq!(
+            cond(&status, "IngressReady"),
+            ("True".into(), "NotRequested".into(), 2)
+        );
         assert_eq!(status["url"], Value::Null, "url is removed");
         api
     })
@@ -424,7 +522,10 @@ async fn suspend_changes_nothing_and_says_so() {
     let result = scenario(&env, ctx, handle, move |mut api| async move {
         status_patch(&mut api, &env2).await;
         let status = status_patch(&mut api, &env2).await;
-        assert_eq!(cond(&status, "Ready"), ("False".into(), "Suspended".into(), 2));
+        assert_eq!(
+            cond(&status, "Ready"),
+            ("False".into(), "Suspended".into(), 2)
+        );
         assert_eq!(status["image"], IMAGE_1);
         api
     })
@@ -493,7 +594,10 @@ async fn delete_with_delete_drops_then_releases_the_finalizer() {
 #[tokio::test]
 async fn delete_with_unreachable_postgres_retries_then_gives_up_after_the_deadline() {
     // Within the deadline: reported in status and an event, finalizer kept, error for backoff.
-    let db = Arc::new(FakeProvisioner::failing("Unreachable", "connection refused"));
+    let db = Arc::new(FakeProvisioner::failing(
+        "Unreachable",
+        "connection refused",
+    ));
     let (ctx, handle) = context(db.clone());
     let env = deleting("Delete", 1);
     let env2 = env.clone();
@@ -501,7 +605,10 @@ async fn delete_with_unreachable_postgres_retries_then_gives_up_after_the_deadli
         api.get(&uri("v1", "secrets", "pg-admin"), Some(&admin_secret()))
             .await;
         let status = status_patch(&mut api, &env2).await;
-        assert_eq!(cond(&status, "DatabaseReady"), ("False".into(), "Unreachable".into(), 1));
+        assert_eq!(
+            cond(&status, "DatabaseReady"),
+            ("False".into(), "Unreachable".into(), 1)
+        );
         let event = api.expect("POST", &events_uri()).await;
         assert_eq!(event.body["reason"], "Unreachable");
         let body = event.body.clone();
@@ -512,7 +619,10 @@ async fn delete_with_unreachable_postgres_retries_then_gives_up_after_the_deadli
     assert!(matches!(result, Err(Error::Database(_))));
 
     // Past the deadline: a Warning and the finalizer goes.
-    let db = Arc::new(FakeProvisioner::failing("Unreachable", "connection refused"));
+    let db = Arc::new(FakeProvisioner::failing(
+        "Unreachable",
+        "connection refused",
+    ));
     let (ctx, handle) = context(db.clone());
     let env = deleting("Delete", 11);
     let env2 = env.clone();
@@ -533,21 +643,34 @@ async fn delete_with_unreachable_postgres_retries_then_gives_up_after_the_deadli
 
 #[tokio::test]
 async fn unreachable_postgres_is_reported_and_backs_off_with_growing_jittered_delays() {
-    let db = Arc::new(FakeProvisioner::failing("Unreachable", "PostgreSQL at postgres.db:5432 is unreachable"));
+    let db = Arc::new(FakeProvisioner::failing(
+        "Unreachable",
+        "PostgreSQL at postgres.db:5432 is unreachable",
+    ));
     let (ctx, handle) = context(db.clone());
     let env = with_finalizer(env(1, "1"));
     let env2 = env.clone();
     let result = scenario(&env, ctx.clone(), handle, move |mut api| async move {
         status_patch(&mut api, &env2).await;
         reads(&mut api, &World::default(), IMAGE_1).await;
-        api.expect("PATCH", &apply_uri("v1", "secrets", "dev-db")).await.echo();
+        api.expect("PATCH", &apply_uri("v1", "secrets", "dev-db"))
+            .await
+            .echo();
         let status = status_patch(&mut api, &env2).await;
-        assert_eq!(cond(&status, "DatabaseReady"), ("False".into(), "Unreachable".into(), 1));
-        assert_eq!(cond(&status, "Ready"), ("False".into(), "Unreachable".into(), 1));
-        assert!(condition(&status, "DatabaseReady")["message"]
-            .as_str()
-            .unwrap()
-            .contains("unreachable"));
+        assert_eq!(
+            cond(&status, "DatabaseReady"),
+            ("False".into(), "Unreachable".into(), 1)
+        );
+        assert_eq!(
+            cond(&status, "Ready"),
+            ("False".into(), "Unreachable".into(), 1)
+        );
+        assert!(
+            condition(&status, "DatabaseReady")["message"]
+                .as_str()
+                .unwrap()
+                .contains("unreachable")
+        );
         let event = api.expect("POST", &events_uri()).await;
         assert_eq!(event.body["type"], "Warning");
         assert_eq!(event.body["reason"], "Unreachable");
@@ -565,11 +688,18 @@ async fn unreachable_postgres_is_reported_and_backs_off_with_growing_jittered_de
         let action = error_policy(obj.clone(), &error, ctx.clone());
         let (lo, hi) = ctx.backoff.bounds(attempt);
         let delay = requeue_delay(&action);
-        assert!(lo <= delay && delay <= hi, "attempt {attempt}: {delay:?} not in {lo:?}..={hi:?}");
+        assert!(
+            lo <= delay && delay <= hi,
+            "attempt {attempt}: {delay:?} not in {lo:?}..={hi:?}"
+        );
         assert!(delay > previous, "delays grow");
         previous = delay;
     }
-    assert!(ctx.metrics.encode().contains("reconcile_failures_total{reason=\"Unreachable\"} 1"));
+    assert!(
+        ctx.metrics
+            .encode()
+            .contains("reconcile_failures_total{reason=\"Unreachable\"} 1")
+    );
 }
 
 fn requeue_delay(action: &Action) -> std::time::Duration {
@@ -595,11 +725,15 @@ async fn invalid_spec_sets_ready_false_with_the_reason_and_waits() {
     let name = "x".repeat(45);
     let env2 = env.clone();
     let result = scenario(&env, ctx, handle, move |mut api| async move {
-        let status_uri = format!("/apis/ahlt.io/v1alpha1/namespaces/{NS}/ahltenvironments/{name}/status?");
+        let status_uri =
+            format!("/apis/ahlt.io/v1alpha1/namespaces/{NS}/ahltenvironments/{name}/status?");
         let c = api.expect("PATCH", &status_uri).await;
         c.respond(env2.clone());
         let c = api.expect("PATCH", &status_uri).await;
-        assert_eq!(cond(&c.body["status"], "Ready"), ("False".into(), "NameTooLong".into(), 1));
+        assert_eq!(
+            cond(&c.body["status"], "Ready"),
+            ("False".into(), "NameTooLong".into(), 1)
+        );
         c.respond(env2.clone());
         let event = api.expect("POST", &events_uri()).await;
         assert_eq!(event.body["reason"], "NameTooLong");

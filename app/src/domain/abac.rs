@@ -27,18 +27,9 @@ pub struct Grant {
     pub via: GrantSource,
 }
 
-const GRANTS_CTE: &str = "WITH RECURSIVE user_roles(role_id) AS ( \
-         SELECT x.target_id FROM relations x \
-           JOIN entities t ON t.id = x.relation_type_id AND t.name = 'has_role' \
-           JOIN entities u ON u.id = x.source_id AND u.is_active \
-           JOIN entities r ON r.id = x.target_id AND r.is_active \
-         WHERE x.source_id = $1 \
-       UNION \
-         SELECT x.target_id FROM user_roles ur \
-           JOIN relations x ON x.source_id = ur.role_id \
-           JOIN entities t ON t.id = x.relation_type_id AND t.name = 'inherits_role' \
-           JOIN entities r ON r.id = x.target_id AND r.is_active \
-     ), grants(capability, tor_id, via_kind, via_name, function_id) AS ( \
+const GRANTS_CTE: &str = concat!(
+    super::user_roles_cte!(),
+    ", grants(capability, tor_id, via_kind, via_name, function_id) AS ( \
          SELECT p.name, NULL::bigint, 'role', r.name, NULL::bigint \
          FROM user_roles ur JOIN entities r ON r.id = ur.role_id \
            JOIN relations x ON x.source_id = ur.role_id \
@@ -58,7 +49,8 @@ const GRANTS_CTE: &str = "WITH RECURSIVE user_roles(role_id) AS ( \
                                      AND jsonb_typeof(cp.value) = 'array' \
            CROSS JOIN LATERAL jsonb_array_elements_text(cp.value) AS cap(value) \
          WHERE fp.source_id = $1 AND cap.value = ANY($2) \
-     ) ";
+     ) "
+);
 
 fn capability_names() -> Vec<&'static str> {
     Capability::ALL.iter().map(|c| c.as_str()).collect()

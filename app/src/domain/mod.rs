@@ -1,6 +1,27 @@
 //! The governance domain on top of the EAV store: users, roles, permissions, ToRs, their
 //! functions (positions) and who fills them, ABAC capability checks, and the audit log.
 
+/// SQL: `WITH RECURSIVE user_roles(role_id)`, the active roles user `$1` holds directly or
+/// through `inherits_role`; shared by permission checks and ABAC. A macro so queries stay
+/// compile-time constants via `concat!`.
+macro_rules! user_roles_cte {
+    () => {
+        "WITH RECURSIVE user_roles(role_id) AS ( \
+             SELECT x.target_id FROM relations x \
+               JOIN entities t ON t.id = x.relation_type_id AND t.name = 'has_role' \
+               JOIN entities u ON u.id = x.source_id AND u.is_active \
+               JOIN entities r ON r.id = x.target_id AND r.is_active \
+             WHERE x.source_id = $1 \
+           UNION \
+             SELECT x.target_id FROM user_roles ur \
+               JOIN relations x ON x.source_id = ur.role_id \
+               JOIN entities t ON t.id = x.relation_type_id AND t.name = 'inherits_role' \
+               JOIN entities r ON r.id = x.target_id AND r.is_active \
+         ) "
+    };
+}
+pub(crate) use user_roles_cte;
+
 pub mod abac;
 pub mod audit;
 pub mod governance;

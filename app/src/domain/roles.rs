@@ -67,25 +67,14 @@ pub async fn effective_permissions(
     exec: impl PgExecutor<'_>,
     user_id: i64,
 ) -> DomainResult<BTreeSet<String>> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "WITH RECURSIVE user_roles(role_id) AS ( \
-             SELECT x.target_id FROM relations x \
-               JOIN entities t ON t.id = x.relation_type_id AND t.name = 'has_role' \
-               JOIN entities u ON u.id = x.source_id AND u.is_active \
-               JOIN entities r ON r.id = x.target_id AND r.is_active \
-             WHERE x.source_id = $1 \
-           UNION \
-             SELECT x.target_id FROM user_roles ur \
-               JOIN relations x ON x.source_id = ur.role_id \
-               JOIN entities t ON t.id = x.relation_type_id AND t.name = 'inherits_role' \
-               JOIN entities r ON r.id = x.target_id AND r.is_active \
-         ) \
-         SELECT DISTINCT p.name FROM user_roles ur \
+    let names: Vec<String> = sqlx::query_scalar(concat!(
+        super::user_roles_cte!(),
+        "SELECT DISTINCT p.name FROM user_roles ur \
            JOIN relations x ON x.source_id = ur.role_id \
            JOIN entities t ON t.id = x.relation_type_id AND t.name = 'has_permission' \
            JOIN entities p ON p.id = x.target_id AND p.is_active \
-         ORDER BY p.name",
-    )
+         ORDER BY p.name"
+    ))
     .bind(user_id)
     .fetch_all(exec)
     .await?;

@@ -100,14 +100,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "app.kubernetes.io/managed-by={}",
         names::MANAGED_BY
     ));
-    let controller = Controller::new(api::<AhltEnvironment>(&client, ns), watcher::Config::default())
-        .owns(api::<ConfigMap>(&client, ns), children.clone())
-        .owns(api::<Secret>(&client, ns), children.clone())
-        .owns(api::<Service>(&client, ns), children.clone())
-        .owns(api::<Deployment>(&client, ns), children.clone())
-        .owns(api::<Ingress>(&client, ns), children.clone())
-        .owns(api::<Job>(&client, ns), children)
-        .shutdown_on_signal();
+    let controller = Controller::new(
+        api::<AhltEnvironment>(&client, ns),
+        watcher::Config::default(),
+    )
+    .owns(api::<ConfigMap>(&client, ns), children.clone())
+    .owns(api::<Secret>(&client, ns), children.clone())
+    .owns(api::<Service>(&client, ns), children.clone())
+    .owns(api::<Deployment>(&client, ns), children.clone())
+    .owns(api::<Ingress>(&client, ns), children.clone())
+    .owns(api::<Job>(&client, ns), children)
+    .shutdown_on_signal();
 
     let store = controller.store();
     let metrics = Arc::new(Metrics::default());
@@ -129,14 +132,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(
-        config.http_addr,
-        metrics,
-        health,
-        async move {
-            let _ = http_stopped.await;
-        },
-    ));
+    let server = tokio::spawn(http::serve(config.http_addr, metrics, health, async move {
+        let _ = http_stopped.await;
+    }));
 
     tracing::info!(namespace = ns.unwrap_or("<all>"), "controller starting");
     controller

@@ -105,7 +105,16 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
         }
     };
     if plan.suspend {
-        finish(ctx, &api, env, &current, generation, Outcome::Suspended, now).await?;
+        finish(
+            ctx,
+            &api,
+            env,
+            &current,
+            generation,
+            Outcome::Suspended,
+            now,
+        )
+        .await?;
         return Ok(Action::await_change());
     }
 
@@ -125,8 +134,16 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
                 message: e.to_string(),
             };
             let progress = progress(&plan, &current, &observed, failure);
-            finish(ctx, &api, env, &current, generation, Outcome::Reconciled(progress), now)
-                .await?;
+            finish(
+                ctx,
+                &api,
+                env,
+                &current,
+                generation,
+                Outcome::Reconciled(progress),
+                now,
+            )
+            .await?;
             return Err(e);
         }
     };
@@ -135,7 +152,16 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
     let progress = apply_children(ctx, env, &plan, &current, &observed, &owner, database).await?;
 
     // 8. Status.
-    finish(ctx, &api, env, &current, generation, Outcome::Reconciled(progress), now).await?;
+    finish(
+        ctx,
+        &api,
+        env,
+        &current,
+        generation,
+        Outcome::Reconciled(progress),
+        now,
+    )
+    .await?;
     Ok(Action::requeue(RESYNC_PERIOD))
 }
 
@@ -154,13 +180,14 @@ async fn database_step(
     observed: &Observed,
     owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
 ) -> Result<DatabaseStep, Error> {
-    let admin_secret = observed
-        .admin_secret
-        .as_ref()
-        .ok_or_else(|| Error::AdminSecretNotFound {
-            namespace: plan.database.admin_secret_namespace.clone(),
-            name: plan.database.admin_secret_name.clone(),
-        })?;
+    let admin_secret =
+        observed
+            .admin_secret
+            .as_ref()
+            .ok_or_else(|| Error::AdminSecretNotFound {
+                namespace: plan.database.admin_secret_namespace.clone(),
+                name: plan.database.admin_secret_name.clone(),
+            })?;
     let admin = AdminCredentials::from_secret_data(&observe::secret_data(admin_secret))
         .map_err(|e| Error::Database(ProvisionError::from(e)))?;
     let secrets = keep_or_generate(plan, &admin, observed);
@@ -169,7 +196,8 @@ async fn database_step(
         port: admin.port,
         sslmode: admin.sslmode.clone(),
     };
-    let mut db_secret = build::children(plan, owner, &secrets, &endpoint, &plan.image).database_secret;
+    let mut db_secret =
+        build::children(plan, owner, &secrets, &endpoint, &plan.image).database_secret;
     apply::stamp(&mut db_secret)?;
     let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &plan.namespace);
     apply::apply_child(&secrets_api, &db_secret, observed.database_secret.as_ref()).await?;
@@ -199,13 +227,19 @@ fn target(plan: &ValidatedEnv, password: &str) -> DatabaseTarget {
 }
 
 /// Generated values are created once: whatever the Secrets already hold is kept.
-fn keep_or_generate(plan: &ValidatedEnv, admin: &AdminCredentials, observed: &Observed) -> GeneratedSecrets {
-    let database_password = observe::secret_value(observed.database_secret.as_ref(), keys::PASSWORD)
-        .unwrap_or_else(database::generate_password);
+fn keep_or_generate(
+    plan: &ValidatedEnv,
+    admin: &AdminCredentials,
+    observed: &Observed,
+) -> GeneratedSecrets {
+    let database_password =
+        observe::secret_value(observed.database_secret.as_ref(), keys::PASSWORD)
+            .unwrap_or_else(database::generate_password);
     let session_key = observe::secret_value(observed.app_secret.as_ref(), env_vars::SESSION_KEY)
         .unwrap_or_else(build::generate_session_key);
-    let admin_password = observe::secret_value(observed.app_secret.as_ref(), env_vars::ADMIN_PASSWORD)
-        .unwrap_or_else(build::generate_admin_password);
+    let admin_password =
+        observe::secret_value(observed.app_secret.as_ref(), env_vars::ADMIN_PASSWORD)
+            .unwrap_or_else(build::generate_admin_password);
     GeneratedSecrets {
         database_url: database::database_url(admin, &target(plan, &database_password)),
         database_password,
@@ -234,7 +268,10 @@ async fn apply_children(
         None if migrated_before => MigrationObservation::Succeeded,
         job => observe::migration_state(job.as_ref(), plan.migrations.backoff_limit),
     };
-    let serving = observed.deployment.as_ref().and_then(observe::deployment_image);
+    let serving = observed
+        .deployment
+        .as_ref()
+        .and_then(observe::deployment_image);
     let image = if migration == MigrationObservation::Succeeded {
         Some(plan.image.clone())
     } else {
@@ -262,7 +299,12 @@ async fn apply_children(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     apply::apply_child(&secrets, &children.app_secret, observed.app_secret.as_ref()).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    apply::apply_child(&config_maps, &children.config_map, observed.config_map.as_ref()).await?;
+    apply::apply_child(
+        &config_maps,
+        &children.config_map,
+        observed.config_map.as_ref(),
+    )
+    .await?;
     if observed.migration_job.is_none() && migration == MigrationObservation::NotStarted {
         // Job templates are immutable: a Job is created once per image and never re-applied.
         let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
@@ -273,9 +315,12 @@ async fn apply_children(
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
     let (workload, ingress) = if image.is_some() {
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let deployment =
-            apply::apply_child(&deployments, &children.deployment, observed.deployment.as_ref())
-                .await?;
+        let deployment = apply::apply_child(
+            &deployments,
+            &children.deployment,
+            observed.deployment.as_ref(),
+        )
+        .await?;
         let services: Api<Service> = Api::namespaced(client.clone(), ns);
         apply::apply_child(&services, &children.service, observed.service.as_ref()).await?;
         let ingress = match &children.ingress {
@@ -289,7 +334,10 @@ async fn apply_children(
     } else if plan.ingress.is_some() {
         (WorkloadObservation::NotCreated, IngressObservation::Pending)
     } else {
-        (WorkloadObservation::NotCreated, IngressObservation::NotRequested)
+        (
+            WorkloadObservation::NotCreated,
+            IngressObservation::NotRequested,
+        )
     };
     if children.ingress.is_none()
         && let Some(stale) = &observed.ingress
@@ -488,13 +536,17 @@ fn cleanup_failure_status(
         last_transition_time: conditions
             .iter()
             .find(|c| c.type_ == status::DATABASE_READY && c.status == "False")
-            .map_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now), |c| {
-                c.last_transition_time.clone()
-            }),
+            .map_or(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+                |c| c.last_transition_time.clone(),
+            ),
         message,
         observed_generation: Some(generation),
     };
-    match conditions.iter_mut().find(|c| c.type_ == status::DATABASE_READY) {
+    match conditions
+        .iter_mut()
+        .find(|c| c.type_ == status::DATABASE_READY)
+    {
         Some(slot) => *slot = condition,
         None => conditions.push(condition),
     }

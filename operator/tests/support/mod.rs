@@ -192,7 +192,9 @@ impl DatabaseProvisioner for FakeProvisioner {
 }
 
 /// A Context whose client talks to the returned mock server.
-pub fn context(provisioner: Arc<FakeProvisioner>) -> (Arc<Context>, Handle<Request<Body>, Response<Body>>) {
+pub fn context(
+    provisioner: Arc<FakeProvisioner>,
+) -> (Arc<Context>, Handle<Request<Body>, Response<Body>>) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let ctx = Context::new(
@@ -219,7 +221,8 @@ where
     let (done_tx, done) = watch::channel(false);
     let server = ApiServer { handle, done };
     let verifier = tokio::spawn(script(server).then(|s| s.expect_end()));
-    let env: AhltEnvironment = serde_json::from_value(env.clone()).expect("fixture is an AhltEnvironment");
+    let env: AhltEnvironment =
+        serde_json::from_value(env.clone()).expect("fixture is an AhltEnvironment");
     let result = reconcile(Arc::new(env), ctx).await;
     // The verifier may already have failed (and dropped its receiver).
     let _ = done_tx.send(true);
@@ -327,8 +330,15 @@ pub fn cond(status: &Value, type_: &str) -> (String, String, i64) {
 
 pub fn secret_string(secret: &Value, key: &str) -> String {
     use base64::Engine;
-    let b64 = secret["data"][key].as_str().unwrap_or_else(|| panic!("no {key} in secret"));
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+    let b64 = secret["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in secret"));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 pub fn labels(v: &Value) -> BTreeMap<String, String> {

@@ -14,7 +14,8 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use tower_sessions::Session;
 
-use super::auth::{FormFields, form_mistake, parse_id, respond};
+use super::auth::{form_mistake, parse_id, respond};
+use super::form::FormFields;
 use super::layout::{Layout, flash, render};
 use crate::auth::rate_limit::{self, ClientIp};
 use crate::auth::{password, tokens};

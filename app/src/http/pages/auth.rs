@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
+use super::form::FormFields;
 use super::layout::{Layout, render};
 use crate::auth::rate_limit::ClientIp;
 use crate::auth::{csrf, login, session};
@@ -24,46 +25,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_form).post(login_submit))
         .route("/logout", post(logout))
-}
-
-/// A submitted `application/x-www-form-urlencoded` body. Unlike `Form<T>` it keeps repeated
-/// fields, which is how checkbox groups arrive.
-#[derive(Debug, Clone, Default)]
-pub struct FormFields(Vec<(String, String)>);
-
-impl FormFields {
-    pub fn parse(body: &[u8]) -> Self {
-        FormFields(
-            form_urlencoded::parse(body)
-                .filter(|(k, _)| k != csrf::FORM_FIELD)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    /// The first value of `name`, or `""` when absent.
-    pub fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-
-    /// Every non-empty value of `name`, in order, without duplicates.
-    pub fn all(&self, name: &str) -> Vec<String> {
-        let mut values: Vec<String> = Vec::new();
-        for (_, v) in self.0.iter().filter(|(k, _)| k == name) {
-            if !v.is_empty() && !values.contains(v) {
-                values.push(v.clone());
-            }
-        }
-        values
-    }
-
-    /// Whether a checkbox `name` was ticked.
-    pub fn checked(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
-    }
 }
 
 /// Splits errors a form should show next to its fields (bad input, conflicts) from real
@@ -313,15 +274,5 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn form_fields_keep_repeated_checkboxes_and_drop_the_csrf_token() {
-        let form = FormFields::parse(b"_csrf=t&roles=a&roles=b&roles=a&roles=&name=x+y&active=on");
-        assert_eq!(form.all("roles"), ["a", "b"]);
-        assert_eq!(form.get("name"), "x y");
-        assert_eq!(form.get("_csrf"), "");
-        assert!(form.checked("active"));
-        assert!(!form.checked("missing"));
     }
 }

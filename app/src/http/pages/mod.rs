@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod entities;
 pub mod errors;
+pub mod form;
 pub mod governance;
 pub mod layout;
 pub mod roles;

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
-use super::auth::{FormFields, form_mistake, parse_id, respond};
+use super::auth::{form_mistake, parse_id, respond};
+use super::form::FormFields;
 use super::layout::{Layout, flash, render};
 use crate::domain::{DomainError, perm, role, roles};
 use crate::http::AppState;

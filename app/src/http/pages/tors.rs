@@ -8,14 +8,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use askama::Template;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, RawForm, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
 use super::errors::{HtmlError, PagePath, PageResult};
+use super::form::FormFields;
 use super::layout::{Layout, flash, render};
 use crate::domain::tors::{
     self, FunctionUpdate, NewFunction, NewTor, TorFunction, TorSummary, TorUpdate,
@@ -87,68 +87,14 @@ fn subtree(all: &[TorSummary], root: i64) -> HashSet<i64> {
     }
 }
 
-/// A urlencoded form as name/value pairs; unlike `Form<T>` it keeps repeated names
-/// (the capability checkboxes).
-struct FormFields(Vec<(String, String)>);
-
-impl<S: Send + Sync> FromRequest<S> for FormFields {
-    type Rejection = HtmlError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let RawForm(bytes): RawForm = RawForm::from_request(req, state).await?;
-        Ok(FormFields::parse(&bytes))
-    }
-}
-
-impl FormFields {
-    fn parse(bytes: &Bytes) -> Self {
-        FormFields(form_urlencoded::parse(bytes).into_owned().collect())
-    }
-
-    fn text(&self, name: &str) -> String {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    }
-
-    fn checked(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
-    }
-
-    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// An optional id from a select: empty means none.
-    fn optional_id(&self, name: &str, what: &str) -> Result<Option<i64>, HtmlError> {
-        let raw = self.text(name);
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        raw.parse()
-            .map(Some)
-            .map_err(|_| AppError::BadRequest(format!("{what} must be an id")).into())
-    }
-
-    fn required_id(&self, name: &str, what: &str) -> Result<i64, HtmlError> {
-        self.optional_id(name, what)?
-            .ok_or_else(|| AppError::Validation(format!("choose a {what}")).into())
-    }
-
-    fn capabilities(&self) -> Result<BTreeSet<Capability>, HtmlError> {
-        self.all("capabilities")
-            .map(|c| {
-                c.parse::<Capability>()
-                    .map_err(|e| AppError::Validation(e.to_string()).into())
-            })
-            .collect()
-    }
+fn capabilities(form: &FormFields) -> Result<BTreeSet<Capability>, HtmlError> {
+    form.all("capabilities")
+        .iter()
+        .map(|c| {
+            c.parse::<Capability>()
+                .map_err(|e| AppError::Validation(e.to_string()).into())
+        })
+        .collect()
 }
 
 fn page<T: Template>(status: StatusCode, template: &T) -> PageResult {
@@ -324,9 +270,9 @@ async fn create(
 ) -> PageResult {
     user.require(perm::TORS_MANAGE)?;
     let mut values = NewTorValues {
-        name: form.text("name").trim().to_owned(),
-        title: form.text("title"),
-        description: form.text("description"),
+        name: form.get("name").trim().to_owned(),
+        title: form.get("title").to_owned(),
+        description: form.get("description").to_owned(),
         parent_id: None,
     };
     let result = async {
@@ -566,8 +512,8 @@ async fn update(
 ) -> PageResult {
     require_on_tor(&state, &user, id, perm::TORS_MANAGE, Capability::EditTor).await?;
     let mut values = TorValues {
-        title: form.text("title"),
-        description: form.text("description"),
+        title: form.get("title").to_owned(),
+        description: form.get("description").to_owned(),
         parent_id: None,
         is_active: form.checked("is_active"),
     };
@@ -622,13 +568,13 @@ async fn add_function(
 ) -> PageResult {
     require_on_tor(&state, &user, id, perm::TORS_MANAGE, Capability::EditTor).await?;
     let mut values = FunctionValues {
-        slug: form.text("slug").trim().to_owned(),
-        label: form.text("label"),
-        description: form.text("description"),
+        slug: form.get("slug").trim().to_owned(),
+        label: form.get("label").to_owned(),
+        description: form.get("description").to_owned(),
         capabilities: BTreeSet::new(),
     };
     let result = async {
-        values.capabilities = form.capabilities()?;
+        values.capabilities = capabilities(&form)?;
         let new = NewFunction {
             slug: values.slug.clone(),
             label: values.label.clone(),
@@ -659,7 +605,7 @@ async fn update_function(
     require_on_tor(&state, &user, id, perm::TORS_MANAGE, Capability::EditTor).await?;
     function_of(&state, id, fid).await?;
     let result = async {
-        let label = form.text("label");
+        let label = form.get("label").to_owned();
         if label.trim().is_empty() {
             return Err(
                 AppError::Validation("the function's label must not be empty".into()).into(),
@@ -667,8 +613,8 @@ async fn update_function(
         }
         let change = FunctionUpdate {
             label: Some(label),
-            description: Some(form.text("description")),
-            capabilities: Some(form.capabilities()?),
+            description: Some(form.get("description").to_owned()),
+            capabilities: Some(capabilities(&form)?),
         };
         let mut tx = state.db.begin().await?;
         let f = tors::update_function(&mut tx, &user.actor(), fid, &change).await?;
