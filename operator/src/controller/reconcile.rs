@@ -196,8 +196,19 @@ async fn database_step(
         port: admin.port,
         sslmode: admin.sslmode.clone(),
     };
-    let mut db_secret =
-        build::children(plan, owner, &secrets, &endpoint, &plan.image).database_secret;
+    let mut db_secret = build::database_secret(
+        plan,
+        owner,
+        &secrets.database_url,
+        build::DatabaseSecretParts {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            database: plan.database.name.clone(),
+            username: plan.database.role.clone(),
+            password: secrets.database_password.clone(),
+            sslmode: endpoint.sslmode.clone(),
+        },
+    );
     apply::stamp(&mut db_secret)?;
     let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &plan.namespace);
     apply::apply_child(&secrets_api, &db_secret, observed.database_secret.as_ref()).await?;
@@ -278,7 +289,7 @@ async fn apply_children(
         serving
     };
 
-    // Build (pure). The Deployment is built with a placeholder only when it is not applied.
+    // Build (pure). Without a serving image the Deployment is built but not applied.
     let mut children = build::children(
         plan,
         owner,
