@@ -311,8 +311,7 @@ pub struct IngressSpec {
     )]
     pub class_name: Option<String>,
 
-    /// Extra annotations on the Ingress, e.g. for the ingress controller. The operator's own
-    /// annotations (cert-manager issuer) win on conflict.
+    /// Extra annotations on the Ingress, e.g. settings of the ingress controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 
