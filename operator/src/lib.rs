@@ -1,8 +1,10 @@
 //! The ahlt operator: reconciles `AhltEnvironment` resources.
 
 pub mod build;
+pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod crdgen;
 pub mod database;
 pub mod http;
 pub mod metrics;

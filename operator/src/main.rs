@@ -1,4 +1,3 @@
 fn main() -> std::process::ExitCode {
-    eprintln!("ahlt-operator: the controller is not implemented yet");
-    std::process::ExitCode::FAILURE
+    ahlt_operator::cli::main()
 }

@@ -301,9 +301,10 @@ mod tests {
                 ),
                 "Rejected",
             ),
+            // The CRD's root CEL rule catches an over-long name before `validate` does.
             (
                 DEV.replace("name: dev\n", &format!("name: {}\n", "d".repeat(41))),
-                "Invalid",
+                "Rejected",
             ),
         ];
         for (yaml, expected) in cases {
