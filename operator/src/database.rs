@@ -37,6 +37,17 @@ const PASSWORD_LEN: usize = 40;
 /// Names of the transaction-local settings that carry role and password into the DO block.
 const ROLE_SETTING: &str = "ahlt_operator.role";
 const PASSWORD_SETTING: &str = "ahlt_operator.password";
+/// Carries the database name and ownership marker into the COMMENT DO block.
+const DATABASE_SETTING: &str = "ahlt_operator.database";
+const COMMENT_SETTING: &str = "ahlt_operator.comment";
+/// Database comment prefix naming the environment (`<namespace>/<name>`) that owns it.
+/// The default database name is derived from the environment's name alone, so two
+/// namespaces can collide on it; this marker is what tells them apart.
+pub const OWNER_MARKER_PREFIX: &str = "managed by ahlt-operator for ";
+/// First key of the advisory lock that serialises ensure/drop per database name,
+/// so the ownership check and the password change cannot interleave with a
+/// colliding environment's ("ahlt" in ASCII).
+const LOCK_CLASS: i32 = 0x61_68_6c_74;
 
 /// Connection details of a PostgreSQL role allowed to create roles and databases.
 #[derive(Clone, PartialEq, Eq)]
@@ -176,6 +187,8 @@ pub struct DatabaseTarget {
     pub database: String,
     pub role: String,
     pub password: String,
+    /// The owning environment, `<namespace>/<name>`; recorded on the database.
+    pub owner: String,
 }
 
 impl fmt::Debug for DatabaseTarget {
@@ -184,6 +197,7 @@ impl fmt::Debug for DatabaseTarget {
             .field("database", &self.database)
             .field("role", &self.role)
             .field("password", &"[redacted]")
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -228,7 +242,8 @@ pub enum DatabaseError {
         problem: &'static str,
     },
     /// The name is taken by something this environment must not manage or drop: a
-    /// privileged role, or a database owned by another role.
+    /// privileged role, a database owned by another role, or a database marked as
+    /// another environment's.
     #[error("{detail}")]
     Conflict { detail: String },
     /// Any other server or protocol error.
@@ -421,6 +436,47 @@ fn check_names(admin: &AdminCredentials, database: &str, role: &str) -> Result<(
     Ok(())
 }
 
+/// Checks an owner identity: `<namespace>/<name>` in Kubernetes name characters,
+/// so the marker stays unambiguous and parseable.
+pub fn validate_owner(owner: &str) -> Result<(), DatabaseError> {
+    let invalid = |problem: &str| DatabaseError::InvalidIdentifier {
+        kind: "owner",
+        problem: problem.to_owned(),
+    };
+    let Some((namespace, name)) = owner.split_once('/') else {
+        return Err(invalid("must be <namespace>/<name>"));
+    };
+    let valid_part = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 253
+            && part
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.'))
+    };
+    if !valid_part(namespace) || !valid_part(name) {
+        return Err(invalid(
+            "namespace and name must be non-empty lowercase letters, digits, '-' or '.'",
+        ));
+    }
+    Ok(())
+}
+
+/// An environment's identity as recorded on its database: `<namespace>/<name>`.
+/// Namespaced, because the default database name derives from the name alone.
+pub fn environment_owner(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// The database comment recording `owner`.
+pub fn owner_marker(owner: &str) -> String {
+    format!("{OWNER_MARKER_PREFIX}{owner}")
+}
+
+/// The owner a database comment names, if it is an ahlt-operator marker.
+fn marked_owner(comment: &str) -> Option<&str> {
+    comment.strip_prefix(OWNER_MARKER_PREFIX)
+}
+
 /// `"name"` with embedded quotes doubled; names are validated first, this keeps
 /// DDL correct even if that ever changes.
 fn quote_identifier(name: &str) -> String {
@@ -435,6 +491,7 @@ pub async fn ensure(
     target: &DatabaseTarget,
 ) -> Result<EnsureOutcome, DatabaseError> {
     check_names(admin, &target.database, &target.role)?;
+    validate_owner(&target.owner)?;
     if target.password.is_empty() {
         return Err(DatabaseError::InvalidPassword { problem: "empty" });
     }
@@ -449,6 +506,11 @@ pub async fn ensure(
     };
     bounded(&ctx, async {
         let mut conn = connect(&ctx, admin.maintenance_database()).await?;
+        lock_database_name(&ctx, &mut conn, &target.database).await?;
+        // Refuse someone else's database before the role (and its password) changes.
+        if let Some(existing) = existing_database(&ctx, &mut conn, &target.database).await? {
+            existing.refuse_if_foreign(&target.database, &target.role, &target.owner)?;
+        }
         let role_created = ensure_role(&ctx, &mut conn, target).await?;
         ensure_admin_membership(&ctx, &mut conn, &target.role).await?;
         let database_created = ensure_database(&ctx, &mut conn, target).await?;
@@ -466,20 +528,28 @@ pub async fn ensure(
 }
 
 /// Drops the database (terminating its sessions) and the role. Idempotent. Refuses
-/// a database owned by another role and a privileged role: those are not ours.
+/// a database owned by another role, a database marked as another environment's
+/// (`owner` is `<namespace>/<name>`) and a privileged role: those are not ours.
 pub async fn drop(
     admin: &AdminCredentials,
     database: &str,
     role: &str,
+    owner: &str,
 ) -> Result<DropOutcome, DatabaseError> {
     check_names(admin, database, role)?;
+    validate_owner(owner)?;
     let ctx = ErrorContext {
         admin,
         target_password: None,
     };
     bounded(&ctx, async {
         let mut conn = connect(&ctx, admin.maintenance_database()).await?;
+        lock_database_name(&ctx, &mut conn, database).await?;
         // Refuse before dropping anything: nothing is half-deleted on a conflict.
+        let existing = existing_database(&ctx, &mut conn, database).await?;
+        if let Some(existing) = &existing {
+            existing.refuse_if_foreign(database, role, owner)?;
+        }
         let role_exists = match role_privileges(&ctx, &mut conn, role).await? {
             Some(privileges) => {
                 privileges.refuse_if_privileged(role)?;
@@ -487,15 +557,11 @@ pub async fn drop(
             }
             None => false,
         };
-        let owner = database_owner(&ctx, &mut conn, database).await?;
-        if let Some(owner) = owner.as_deref().filter(|owner| *owner != role) {
-            return Err(foreign_database(database, owner));
-        }
         if role_exists {
             // A non-superuser admin drops the database as a member of its owner.
             ensure_admin_membership(&ctx, &mut conn, role).await?;
         }
-        let database_dropped = owner.is_some();
+        let database_dropped = existing.is_some();
         if database_dropped {
             let sql = format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -759,28 +825,105 @@ async fn ensure_admin_membership(
     execute(ctx, conn, &sql).await
 }
 
-async fn database_owner(
+/// Holds a session-level advisory lock on `database` until the connection closes
+/// (or drops on error), serialising concurrent ensure/drop of the same name.
+/// `lock_timeout` bounds the wait.
+async fn lock_database_name(
     ctx: &ErrorContext<'_>,
     conn: &mut PgConnection,
     database: &str,
-) -> Result<Option<String>, DatabaseError> {
-    sqlx::query_scalar(
-        "SELECT pg_catalog.pg_get_userbyid(datdba)::text \
+) -> Result<(), DatabaseError> {
+    sqlx::query("SELECT pg_catalog.pg_advisory_lock($1, pg_catalog.hashtext($2))")
+        .bind(LOCK_CLASS)
+        .bind(database)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| ctx.map(e))
+}
+
+/// An existing database: its owning role and its comment.
+struct ExistingDatabase {
+    owner_role: String,
+    comment: Option<String>,
+}
+
+impl ExistingDatabase {
+    /// Ours when owned by `role` and either marked for `owner` or unmarked.
+    fn refuse_if_foreign(
+        &self,
+        database: &str,
+        role: &str,
+        owner: &str,
+    ) -> Result<(), DatabaseError> {
+        if self.owner_role != role {
+            return Err(DatabaseError::Conflict {
+                detail: format!(
+                    "database {database} already exists and is owned by role {}, \
+                     not by this environment's role",
+                    self.owner_role
+                ),
+            });
+        }
+        match self.marked_owner() {
+            Some(other) if other != owner => Err(DatabaseError::Conflict {
+                detail: format!(
+                    "database {database} belongs to environment {other}, not {owner}; \
+                     give one of them another database and role name"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn marked_owner(&self) -> Option<&str> {
+        self.comment.as_deref().and_then(marked_owner)
+    }
+}
+
+async fn existing_database(
+    ctx: &ErrorContext<'_>,
+    conn: &mut PgConnection,
+    database: &str,
+) -> Result<Option<ExistingDatabase>, DatabaseError> {
+    let row: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT pg_catalog.pg_get_userbyid(datdba)::text, \
+                pg_catalog.shobj_description(oid, 'pg_database') \
          FROM pg_catalog.pg_database WHERE datname = $1",
     )
     .bind(database)
     .fetch_optional(&mut *conn)
     .await
-    .map_err(|e| ctx.map(e))
+    .map_err(|e| ctx.map(e))?;
+    Ok(row.map(|(owner_role, comment)| ExistingDatabase {
+        owner_role,
+        comment,
+    }))
 }
 
-fn foreign_database(database: &str, owner: &str) -> DatabaseError {
-    DatabaseError::Conflict {
-        detail: format!(
-            "database {database} already exists and is owned by role {owner}, \
-             not by this environment's role"
-        ),
-    }
+/// Records `target.owner` as the database comment. COMMENT takes no parameters,
+/// so, as for passwords, both values travel as bind parameters and the server
+/// quotes them (`format('%I', '%L')`).
+async fn mark_database(
+    ctx: &ErrorContext<'_>,
+    conn: &mut PgConnection,
+    target: &DatabaseTarget,
+) -> Result<(), DatabaseError> {
+    let mut tx = conn.begin().await.map_err(|e| ctx.map(e))?;
+    sqlx::query("SELECT set_config($1, $2, true), set_config($3, $4, true)")
+        .bind(DATABASE_SETTING)
+        .bind(&target.database)
+        .bind(COMMENT_SETTING)
+        .bind(owner_marker(&target.owner))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| ctx.map(e))?;
+    let sql = format!(
+        "DO $$ BEGIN EXECUTE format('COMMENT ON DATABASE %I IS %L', \
+         current_setting('{DATABASE_SETTING}'), current_setting('{COMMENT_SETTING}')); END $$"
+    );
+    execute(ctx, &mut tx, &sql).await?;
+    tx.commit().await.map_err(|e| ctx.map(e))
 }
 
 /// Creates the database if missing (true when created) and limits CONNECT to the role.
@@ -791,29 +934,41 @@ async fn ensure_database(
 ) -> Result<bool, DatabaseError> {
     let database = quote_identifier(&target.database);
     let role = quote_identifier(&target.role);
-    let created = match database_owner(ctx, conn, &target.database).await? {
-        Some(owner) if owner != target.role => {
-            return Err(foreign_database(&target.database, &owner));
+    let (created, marked) = match existing_database(ctx, conn, &target.database).await? {
+        Some(existing) => {
+            existing.refuse_if_foreign(&target.database, &target.role, &target.owner)?;
+            (false, existing.marked_owner().is_some())
         }
-        Some(_) => false,
         // Not parameterisable and not allowed in a transaction: check, then create.
         None => match sqlx::raw_sql(&format!("CREATE DATABASE {database} OWNER {role}"))
             .execute(&mut *conn)
             .await
         {
-            Ok(_) => true,
-            // duplicate_database: a concurrent ensure won; its owner must still be ours.
+            Ok(_) => (true, false),
+            // duplicate_database: created by someone not holding our lock (by hand,
+            // or an operator without it); it must still be ours.
             Err(e) if ErrorContext::sqlstate(&e).as_deref() == Some("42P04") => {
-                match database_owner(ctx, conn, &target.database).await? {
-                    Some(owner) if owner != target.role => {
-                        return Err(foreign_database(&target.database, &owner));
+                match existing_database(ctx, conn, &target.database).await? {
+                    Some(existing) => {
+                        existing.refuse_if_foreign(
+                            &target.database,
+                            &target.role,
+                            &target.owner,
+                        )?;
+                        (false, existing.marked_owner().is_some())
                     }
-                    _ => false,
+                    None => (false, false),
                 }
             }
             Err(e) => return Err(ctx.map(e)),
         },
     };
+    // An unmarked database already owned by the role (made by an operator predating
+    // the marker, or by hand for this environment) is adopted: marking it now means
+    // a colliding environment is refused from here on. Any other comment is replaced.
+    if !marked {
+        mark_database(ctx, conn, target).await?;
+    }
     execute(
         ctx,
         conn,
@@ -930,11 +1085,63 @@ mod tests {
             database: "d".into(),
             role: "r".into(),
             password: "role-secret".into(),
+            owner: "team-a/dev".into(),
         };
         let text = format!("{:?} {target:?}", admin());
         assert!(
             !text.contains("admin-secret") && !text.contains("role-secret"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn owners_are_namespace_slash_name() {
+        assert!(validate_owner("team-a/dev").is_ok());
+        assert!(validate_owner("a.b/c-1").is_ok());
+        for bad in [
+            "", "dev", "/dev", "ns/", "ns/a/b", "ns/Dev", "ns/a'b", "ns/a b",
+        ] {
+            let error = validate_owner(bad).unwrap_err();
+            assert_eq!(error.reason(), "InvalidIdentifier", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn markers_round_trip_and_foreign_markers_conflict() {
+        let marker = owner_marker("team-a/dev");
+        assert_eq!(marked_owner(&marker), Some("team-a/dev"));
+        assert_eq!(marked_owner("hand-written note"), None);
+        let existing = ExistingDatabase {
+            owner_role: "ahlt_dev".into(),
+            comment: Some(marker),
+        };
+        assert!(
+            existing
+                .refuse_if_foreign("ahlt_dev", "ahlt_dev", "team-a/dev")
+                .is_ok()
+        );
+        let error = existing
+            .refuse_if_foreign("ahlt_dev", "ahlt_dev", "team-b/dev")
+            .unwrap_err();
+        assert_eq!(error.reason(), "Conflict");
+        let text = error.to_string();
+        assert!(
+            text.contains("team-a/dev") && text.contains("team-b/dev"),
+            "{text}"
+        );
+        let unmarked = ExistingDatabase {
+            owner_role: "ahlt_dev".into(),
+            comment: None,
+        };
+        assert!(
+            unmarked
+                .refuse_if_foreign("ahlt_dev", "ahlt_dev", "team-b/dev")
+                .is_ok()
+        );
+        assert!(
+            unmarked
+                .refuse_if_foreign("ahlt_dev", "other", "team-b/dev")
+                .is_err()
         );
     }
 
@@ -946,6 +1153,7 @@ mod tests {
             database: "d".into(),
             role: "r".into(),
             password: "p".into(),
+            owner: "team-a/dev".into(),
         };
         assert_eq!(database_url(&admin, &target), "postgres://r:p@[::1]:5432/d");
     }

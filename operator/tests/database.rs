@@ -49,11 +49,16 @@ async fn admin_connection() -> PgConnection {
         .expect("admin connects")
 }
 
+/// The environment the tests provision for, and one colliding with it.
+const OWNER: &str = "team-a/dev";
+const OTHER_OWNER: &str = "other-ns/dev";
+
 fn new_target() -> DatabaseTarget {
     DatabaseTarget {
         database: unique_name("op_db"),
         role: unique_name("op_role"),
         password: database::generate_password(),
+        owner: OWNER.into(),
     }
 }
 
@@ -134,8 +139,27 @@ async fn create_role(conn: &mut PgConnection, attributes: &str) -> String {
     name
 }
 
+async fn database_comment(conn: &mut PgConnection, name: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+    )
+    .bind(name)
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+/// The stored (hashed) password: what a password reset would change.
+async fn password_hash(conn: &mut PgConnection, role: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+        .bind(role)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
 async fn cleanup(admin: &AdminCredentials, target: &DatabaseTarget) {
-    database::drop(admin, &target.database, &target.role)
+    database::drop(admin, &target.database, &target.role, &target.owner)
         .await
         .expect("cleanup drop");
 }
@@ -171,6 +195,12 @@ async fn ensure_creates_a_private_database_owned_by_a_restricted_role() {
     .await
     .unwrap();
     assert_eq!(owner, target.role);
+    assert_eq!(
+        database_comment(&mut check, &target.database)
+            .await
+            .as_deref(),
+        Some("managed by ahlt-operator for team-a/dev")
+    );
     let public_may_connect: bool =
         sqlx::query_scalar("SELECT has_database_privilege('public', $1, 'CONNECT')")
             .bind(&target.database)
@@ -233,7 +263,7 @@ async fn drop_removes_database_and_role_even_with_sessions_and_is_idempotent() {
         .unwrap();
     session.execute("SELECT 1").await.unwrap();
 
-    let dropped = database::drop(&admin, &target.database, &target.role)
+    let dropped = database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap();
     assert_eq!(
@@ -249,7 +279,7 @@ async fn drop_removes_database_and_role_even_with_sessions_and_is_idempotent() {
     // FORCE terminated the open session.
     assert!(session.execute("SELECT 1").await.is_err());
 
-    let again = database::drop(&admin, &target.database, &target.role)
+    let again = database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap();
     assert_eq!(again, DropOutcome::default());
@@ -278,11 +308,13 @@ async fn hostile_names_are_rejected_before_connecting() {
             database: name.to_owned(),
             role: "app".into(),
             password: "pw".into(),
+            owner: OWNER.into(),
         };
         let as_role = DatabaseTarget {
             database: "app".into(),
             role: name.to_owned(),
             password: "pw".into(),
+            owner: OWNER.into(),
         };
         for target in [&as_database, &as_role] {
             let error = database::ensure(&admin, target).await.unwrap_err();
@@ -291,7 +323,7 @@ async fn hostile_names_are_rejected_before_connecting() {
                 "{name:?}: {error}"
             );
             assert!(!error.is_transient());
-            let error = database::drop(&admin, &target.database, &target.role)
+            let error = database::drop(&admin, &target.database, &target.role, &target.owner)
                 .await
                 .unwrap_err();
             assert_eq!(error.reason(), "InvalidIdentifier", "{name:?}: {error}");
@@ -302,6 +334,7 @@ async fn hostile_names_are_rejected_before_connecting() {
         database: "a".repeat(63),
         role: "b".repeat(63),
         password: "pw".into(),
+        owner: OWNER.into(),
     };
     let error = database::ensure(&admin, &longest).await.unwrap_err();
     assert_eq!(error.reason(), "Unreachable", "{error}");
@@ -318,7 +351,7 @@ async fn reserved_names_are_rejected_before_connecting() {
         ("app", "public"),
         ("app", "postgres"), // the admin itself
     ] {
-        let error = database::drop(&admin, db, role).await.unwrap_err();
+        let error = database::drop(&admin, db, role, OWNER).await.unwrap_err();
         assert_eq!(error.reason(), "InvalidIdentifier", "{db}/{role}: {error}");
     }
 }
@@ -352,7 +385,7 @@ async fn unreachable_server_is_a_transient_error_without_secrets() {
     );
     assert!(!text.contains(&admin.password) && !text.contains(&target.password));
 
-    let error = database::drop(&admin, &target.database, &target.role)
+    let error = database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap_err();
     assert!(error.is_transient(), "{error}");
@@ -423,7 +456,7 @@ async fn non_superuser_admin_with_createrole_and_createdb_provisions_and_drops()
     app.execute("CREATE TABLE t (id int)").await.unwrap();
     app.close().await.unwrap();
 
-    let dropped = database::drop(&admin, &target.database, &target.role)
+    let dropped = database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap();
     assert_eq!(
@@ -455,7 +488,7 @@ async fn non_superuser_admin_drops_what_another_admin_created() {
         ..superuser
     };
 
-    let dropped = database::drop(&admin, &target.database, &target.role)
+    let dropped = database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap();
     assert_eq!(
@@ -488,7 +521,7 @@ async fn privileged_existing_role_is_neither_taken_over_nor_dropped() {
     assert_eq!(error.reason(), "Conflict", "{error}");
     assert!(!error.is_transient());
     assert!(!database_exists(&mut check, &target.database).await);
-    let error = database::drop(&admin, &target.database, &target.role)
+    let error = database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap_err();
     assert_eq!(error.reason(), "Conflict", "{error}");
@@ -513,7 +546,7 @@ async fn database_of_another_role_is_neither_adopted_nor_dropped() {
 
     let error = database::ensure(&admin, &target).await.unwrap_err();
     assert_eq!(error.reason(), "Conflict", "{error}");
-    let error = database::drop(&admin, &target.database, &target.role)
+    let error = database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap_err();
     assert_eq!(error.reason(), "Conflict", "{error}");
@@ -524,13 +557,115 @@ async fn database_of_another_role_is_neither_adopted_nor_dropped() {
         .await
         .unwrap();
     // ensure created the role before it met the foreign database.
-    database::drop(&admin, &target.database, &target.role)
+    database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap();
     check
         .execute(format!(r#"DROP ROLE "{owner}""#).as_str())
         .await
         .unwrap();
+}
+
+/// Two environments whose names map to the same database and role (`dev` in two
+/// namespaces): the second is refused before it can reset the password, and cannot
+/// drop the first one's database.
+#[tokio::test]
+async fn another_environment_can_neither_take_over_nor_drop_a_marked_database() {
+    let admin = shared_admin().await;
+    let mut check = admin_connection().await;
+    let first = new_target();
+    database::ensure(&admin, &first).await.unwrap();
+    let hash_before = password_hash(&mut check, &first.role).await;
+    assert!(hash_before.is_some());
+
+    let second = DatabaseTarget {
+        password: database::generate_password(),
+        owner: OTHER_OWNER.into(),
+        ..first.clone()
+    };
+    let error = database::ensure(&admin, &second).await.unwrap_err();
+    assert_eq!(error.reason(), "Conflict", "{error}");
+    assert!(!error.is_transient());
+    let text = error.to_string();
+    assert!(text.contains(OWNER) && text.contains(OTHER_OWNER), "{text}");
+    assert!(
+        !text.contains(&first.password) && !text.contains(&second.password),
+        "{text}"
+    );
+    assert_eq!(password_hash(&mut check, &first.role).await, hash_before);
+    assert_eq!(
+        database_comment(&mut check, &first.database).await,
+        Some(database::owner_marker(OWNER))
+    );
+
+    let error = database::drop(&admin, &second.database, &second.role, &second.owner)
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "Conflict", "{error}");
+    assert!(database_exists(&mut check, &first.database).await);
+    assert!(role_exists(&mut check, &first.role).await);
+
+    // The rightful owner is unaffected and still converges idempotently. (Its own
+    // re-run re-salts the hash, so the hash is compared only across the refusals.)
+    assert_eq!(
+        database::ensure(&admin, &first).await.unwrap(),
+        EnsureOutcome::default()
+    );
+    assert_eq!(
+        database_comment(&mut check, &first.database).await,
+        Some(database::owner_marker(OWNER))
+    );
+
+    cleanup(&admin, &first).await;
+    assert!(!database_exists(&mut check, &first.database).await);
+}
+
+/// A database made before the marker existed (or by hand) for the role is adopted;
+/// from then on it is this environment's alone.
+#[tokio::test]
+async fn unmarked_database_owned_by_the_role_is_adopted_and_marked() {
+    let admin = shared_admin().await;
+    let mut check = admin_connection().await;
+    let target = new_target();
+    check
+        .execute(format!(r#"CREATE ROLE "{}" WITH LOGIN"#, target.role).as_str())
+        .await
+        .unwrap();
+    check
+        .execute(
+            format!(
+                r#"CREATE DATABASE "{}" OWNER "{}""#,
+                target.database, target.role
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(database_comment(&mut check, &target.database).await, None);
+
+    assert_eq!(
+        database::ensure(&admin, &target).await.unwrap(),
+        EnsureOutcome::default()
+    );
+    assert_eq!(
+        database_comment(&mut check, &target.database).await,
+        Some(database::owner_marker(OWNER))
+    );
+    connect_as(&admin, &target.database, &target.role, &target.password)
+        .await
+        .expect("adopted role logs in with the target password")
+        .close()
+        .await
+        .unwrap();
+
+    let colliding = DatabaseTarget {
+        owner: OTHER_OWNER.into(),
+        ..target.clone()
+    };
+    let error = database::ensure(&admin, &colliding).await.unwrap_err();
+    assert_eq!(error.reason(), "Conflict", "{error}");
+
+    cleanup(&admin, &target).await;
 }
 
 /// Passwords only matter where the server checks them: a private scram-sha-256 server.
@@ -617,7 +752,7 @@ async fn passwords_are_authoritative_on_a_password_authenticating_server() {
         .expect_err("old password refused");
     assert_eq!(sqlstate(&error).as_deref(), Some("28P01"));
 
-    database::drop(&admin, &target.database, &target.role)
+    database::drop(&admin, &target.database, &target.role, &target.owner)
         .await
         .unwrap();
     server.stop().await.unwrap();
@@ -727,6 +862,7 @@ fn database_url_percent_encodes_and_parses_back() {
         database: "ahlt_dev".into(),
         role: "ahlt_dev".into(),
         password: r#"p@ss:w/rd?#%&'"\ é+="#.into(),
+        owner: OWNER.into(),
     };
     let text = database::database_url(&admin, &target);
     assert!(!text.contains("admin-pw"));

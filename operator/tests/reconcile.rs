@@ -169,6 +169,7 @@ async fn first_creation_provisions_and_runs_migrations_before_any_deployment() {
             database: "ahlt_dev".into(),
             role: "ahlt_dev".into(),
             password,
+            owner: format!("{NS}/{NAME}"),
         }]
     );
     let app_secret = world.app_secret.as_ref().unwrap();
@@ -586,7 +587,8 @@ async fn delete_with_delete_drops_then_releases_the_finalizer() {
         db.calls(),
         vec![DbCall::Drop {
             database: "ahlt_dev".into(),
-            role: "ahlt_dev".into()
+            role: "ahlt_dev".into(),
+            owner: format!("{NS}/{NAME}"),
         }]
     );
 }

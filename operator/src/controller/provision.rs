@@ -35,12 +35,14 @@ pub trait DatabaseProvisioner: Send + Sync {
         target: &'a DatabaseTarget,
     ) -> BoxFuture<'a, Result<(), ProvisionError>>;
 
-    /// Drops the database and role if they exist. Idempotent.
+    /// Drops the database and role if they exist and belong to `owner`
+    /// (`<namespace>/<name>`). Idempotent.
     fn drop_database<'a>(
         &'a self,
         admin: &'a AdminCredentials,
         database: &'a str,
         role: &'a str,
+        owner: &'a str,
     ) -> BoxFuture<'a, Result<(), ProvisionError>>;
 }
 
@@ -90,12 +92,19 @@ impl DatabaseProvisioner for Postgres {
         admin: &'a AdminCredentials,
         database: &'a str,
         role: &'a str,
+        owner: &'a str,
     ) -> BoxFuture<'a, Result<(), ProvisionError>> {
-        let (admin, db, role) = (admin.clone(), database.to_owned(), role.to_owned());
+        let (admin, db, role, owner) = (
+            admin.clone(),
+            database.to_owned(),
+            role.to_owned(),
+            owner.to_owned(),
+        );
         async move {
-            let outcome =
-                on_blocking_thread(move |rt| rt.block_on(database::drop(&admin, &db, &role)))
-                    .await?;
+            let outcome = on_blocking_thread(move |rt| {
+                rt.block_on(database::drop(&admin, &db, &role, &owner))
+            })
+            .await?;
             tracing::info!(?outcome, "database dropped");
             Ok(())
         }

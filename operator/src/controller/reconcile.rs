@@ -234,6 +234,7 @@ fn target(plan: &ValidatedEnv, password: &str) -> DatabaseTarget {
         database: plan.database.name.clone(),
         role: plan.database.role.clone(),
         password: password.to_owned(),
+        owner: database::environment_owner(&plan.namespace, &plan.name),
     }
 }
 
@@ -587,7 +588,12 @@ async fn drop_database(env: &AhltEnvironment, ctx: &Context) -> Result<(), Error
     let admin = AdminCredentials::from_secret_data(&observe::secret_data(&secret))
         .map_err(|e| Error::Database(ProvisionError::from(e)))?;
     ctx.provisioner
-        .drop_database(&admin, &plan.database.name, &plan.database.role)
+        .drop_database(
+            &admin,
+            &plan.database.name,
+            &plan.database.role,
+            &database::environment_owner(&plan.namespace, &plan.name),
+        )
         .await
         .map_err(Error::Database)
 }

@@ -127,10 +127,12 @@ pub enum DbCall {
         database: String,
         role: String,
         password: String,
+        owner: String,
     },
     Drop {
         database: String,
         role: String,
+        owner: String,
     },
 }
 
@@ -173,6 +175,7 @@ impl DatabaseProvisioner for FakeProvisioner {
             database: target.database.clone(),
             role: target.role.clone(),
             password: target.password.clone(),
+            owner: target.owner.clone(),
         });
         async move { self.outcome() }.boxed()
     }
@@ -182,10 +185,12 @@ impl DatabaseProvisioner for FakeProvisioner {
         _admin: &'a AdminCredentials,
         database: &'a str,
         role: &'a str,
+        owner: &'a str,
     ) -> BoxFuture<'a, Result<(), ProvisionError>> {
         self.calls.lock().unwrap().push(DbCall::Drop {
             database: database.into(),
             role: role.into(),
+            owner: owner.into(),
         });
         async move { self.outcome() }.boxed()
     }
