@@ -234,3 +234,21 @@ async fn seeding_without_a_password_generates_one_that_verifies() {
     assert!(admin_password_verifies(db.pool(), &generated).await);
     assert!(!admin_password_verifies(db.pool(), "not-the-password").await);
 }
+
+#[tokio::test]
+async fn pools_run_in_utc_whatever_the_server_default() {
+    let db = ahlt::testing::TestDatabase::create().await;
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{}\" SET timezone = 'America/New_York'",
+        db.name()
+    ))
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let pool = ahlt::db::connect(db.url(), 1).await.unwrap();
+    let tz: String = sqlx::query_scalar("SHOW timezone")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tz, "UTC");
+}
