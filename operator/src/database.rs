@@ -553,6 +553,7 @@ pub async fn drop(
         let role_exists = match role_privileges(&ctx, &mut conn, role).await? {
             Some(privileges) => {
                 privileges.refuse_if_privileged(role)?;
+                privileges.refuse_if_foreign(role, owner)?;
                 true
             }
             None => false,
@@ -692,6 +693,8 @@ struct RolePrivileges {
     create_role: bool,
     replication: bool,
     bypass_rls: bool,
+    /// The role's comment: our owner marker, when an environment created or adopted it.
+    comment: Option<String>,
 }
 
 impl RolePrivileges {
@@ -706,6 +709,20 @@ impl RolePrivileges {
         }
         Ok(())
     }
+
+    /// A role marked for another environment is not ours: sharing it would let one
+    /// environment reset the other's password (or drop the role).
+    fn refuse_if_foreign(&self, role: &str, owner: &str) -> Result<(), DatabaseError> {
+        match self.comment.as_deref().and_then(marked_owner) {
+            Some(other) if other != owner => Err(DatabaseError::Conflict {
+                detail: format!(
+                    "role {role} belongs to environment {other}, not {owner}; \
+                     give one of them another role name"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 async fn role_privileges(
@@ -713,8 +730,9 @@ async fn role_privileges(
     conn: &mut PgConnection,
     role: &str,
 ) -> Result<Option<RolePrivileges>, DatabaseError> {
-    let row: Option<(bool, bool, bool, bool)> = sqlx::query_as(
-        "SELECT rolsuper, rolcreaterole, rolreplication, rolbypassrls \
+    let row: Option<(bool, bool, bool, bool, Option<String>)> = sqlx::query_as(
+        "SELECT rolsuper, rolcreaterole, rolreplication, rolbypassrls, \
+                pg_catalog.shobj_description(oid, 'pg_authid') \
          FROM pg_catalog.pg_roles WHERE rolname = $1",
     )
     .bind(role)
@@ -722,11 +740,12 @@ async fn role_privileges(
     .await
     .map_err(|e| ctx.map(e))?;
     Ok(row.map(
-        |(superuser, create_role, replication, bypass_rls)| RolePrivileges {
+        |(superuser, create_role, replication, bypass_rls, comment)| RolePrivileges {
             superuser,
             create_role,
             replication,
             bypass_rls,
+            comment,
         },
     ))
 }
@@ -744,6 +763,7 @@ async fn ensure_role(
         let existing = role_privileges(ctx, conn, &target.role).await?;
         if let Some(privileges) = &existing {
             privileges.refuse_if_privileged(&target.role)?;
+            privileges.refuse_if_foreign(&target.role, &target.owner)?;
         }
         let mut tx = conn.begin().await.map_err(|e| ctx.map(e))?;
         // Password-less DDL first: privilege errors surface here, not in the
@@ -764,12 +784,40 @@ async fn ensure_role(
             Err(e) => return Err(ctx.map(e)),
         }
         set_password(ctx, &mut tx, target).await?;
+        // Created or adopted (an unmarked role, e.g. from an older operator): mark it ours.
+        if existing
+            .as_ref()
+            .is_none_or(|r| r.comment.as_deref().and_then(marked_owner).is_none())
+        {
+            mark_role(ctx, &mut tx, target).await?;
+        }
         tx.commit().await.map_err(|e| ctx.map(e))?;
         return Ok(existing.is_none());
     }
     Err(DatabaseError::Database {
         detail: format!("role {} keeps appearing and disappearing", target.role),
     })
+}
+
+/// Records `target.owner` as the role's comment, quoted server-side like the password.
+async fn mark_role(
+    ctx: &ErrorContext<'_>,
+    conn: &mut PgConnection,
+    target: &DatabaseTarget,
+) -> Result<(), DatabaseError> {
+    sqlx::query("SELECT set_config($1, $2, true), set_config($3, $4, true)")
+        .bind(ROLE_SETTING)
+        .bind(&target.role)
+        .bind(COMMENT_SETTING)
+        .bind(owner_marker(&target.owner))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| ctx.map(e))?;
+    let sql = format!(
+        "DO $$ BEGIN EXECUTE format('COMMENT ON ROLE %I IS %L', \
+         current_setting('{ROLE_SETTING}'), current_setting('{COMMENT_SETTING}')); END $$"
+    );
+    execute(ctx, conn, &sql).await
 }
 
 /// Sets the password with both values as bind parameters: transaction-local

@@ -910,3 +910,61 @@ fn generated_passwords_are_long_url_safe_and_distinct() {
     assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()), "{a}");
     assert_ne!(a, b);
 }
+
+/// A role is marked like its database: another environment sharing only the role (with a
+/// database of its own) can neither reset the role's password nor drop it.
+#[tokio::test]
+async fn another_environment_cannot_take_over_a_marked_role_through_another_database() {
+    let admin = shared_admin().await;
+    let mut check = admin_connection().await;
+    let first = new_target();
+    database::ensure(&admin, &first).await.unwrap();
+    assert_eq!(
+        role_comment(&mut check, &first.role).await,
+        Some(database::owner_marker(OWNER))
+    );
+    let hash_before = password_hash(&mut check, &first.role).await;
+
+    let second = DatabaseTarget {
+        database: ahlt::testing::unique_name("ahlt_other"),
+        password: database::generate_password(),
+        owner: OTHER_OWNER.into(),
+        ..first.clone()
+    };
+    let error = database::ensure(&admin, &second).await.unwrap_err();
+    assert_eq!(error.reason(), "Conflict", "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&first.role) && text.contains(OWNER) && text.contains(OTHER_OWNER),
+        "{text}"
+    );
+    assert!(!text.contains(&second.password), "{text}");
+    assert_eq!(
+        password_hash(&mut check, &first.role).await,
+        hash_before,
+        "password untouched"
+    );
+    assert!(
+        !database_exists(&mut check, &second.database).await,
+        "nothing created for the intruder"
+    );
+
+    let error = database::drop(&admin, &second.database, &second.role, &second.owner)
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "Conflict", "{error}");
+    assert!(role_exists(&mut check, &first.role).await);
+
+    cleanup(&admin, &first).await;
+}
+
+async fn role_comment(conn: &mut PgConnection, role: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(role)
+    .fetch_optional(conn)
+    .await
+    .unwrap()
+    .flatten()
+}
