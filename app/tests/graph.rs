@@ -345,3 +345,89 @@ async fn hostile_text_round_trips_as_data() {
     }
     assert_eq!(backend.nodes("dev").await.unwrap(), nodes);
 }
+
+/// Checks before every write of a resync that the previous projection is still whole.
+struct Observed<'a> {
+    inner: &'a FalkorBackend,
+    env: &'static str,
+    before: Vec<GraphNode>,
+    checks: std::sync::atomic::AtomicUsize,
+}
+
+impl Observed<'_> {
+    async fn assert_previous_projection_intact(&self) {
+        let now = self.inner.nodes(self.env).await.unwrap();
+        for node in &self.before {
+            assert!(
+                now.iter().any(|n| n.id == node.id),
+                "node {} vanished mid-resync",
+                node.id
+            );
+        }
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl GraphBackend for Observed<'_> {
+    async fn ensure_schema(&self) -> graph::GraphResult<()> {
+        self.assert_previous_projection_intact().await;
+        self.inner.ensure_schema().await
+    }
+
+    async fn upsert_nodes(
+        &self,
+        env: &str,
+        run: &str,
+        nodes: &[GraphNode],
+    ) -> graph::GraphResult<()> {
+        self.assert_previous_projection_intact().await;
+        self.inner.upsert_nodes(env, run, nodes).await
+    }
+
+    async fn upsert_edges(
+        &self,
+        env: &str,
+        run: &str,
+        edges: &[GraphEdge],
+    ) -> graph::GraphResult<()> {
+        self.assert_previous_projection_intact().await;
+        self.inner.upsert_edges(env, run, edges).await
+    }
+
+    async fn sweep(&self, env: &str, run: &str) -> graph::GraphResult<u64> {
+        self.assert_previous_projection_intact().await;
+        self.inner.sweep(env, run).await
+    }
+
+    async fn nodes(&self, env: &str) -> graph::GraphResult<Vec<GraphNode>> {
+        self.inner.nodes(env).await
+    }
+
+    async fn edges(&self, env: &str) -> graph::GraphResult<Vec<GraphEdge>> {
+        self.inner.edges(env).await
+    }
+}
+
+#[tokio::test]
+async fn resync_never_empties_the_graph_before_the_sweep() {
+    let (app, _) = TestApp::with_demo().await;
+    let pool = app.pool();
+    let backend = backend().await;
+    graph::resync(pool, &backend, "dev").await.unwrap();
+    let before = backend.nodes("dev").await.unwrap();
+    assert!(!before.is_empty());
+
+    let observed = Observed {
+        inner: &backend,
+        env: "dev",
+        before,
+        checks: Default::default(),
+    };
+    let report = graph::resync(pool, &observed, "dev").await.unwrap();
+
+    // ensure_schema, at least one node batch and one edge batch, and the sweep.
+    assert!(observed.checks.into_inner() >= 4);
+    assert_eq!(report.removed, 0);
+    assert_projection(pool, &backend, "dev").await;
+}
