@@ -34,12 +34,10 @@ const LOCK_TIMEOUT_MS: u32 = 10_000;
 pub const DEFAULT_MAINTENANCE_DATABASE: &str = "postgres";
 /// Length of [`generate_password`] output: 40 of 62 symbols, ~238 bits.
 const PASSWORD_LEN: usize = 40;
-/// Names of the transaction-local settings that carry role and password into the DO block.
-const ROLE_SETTING: &str = "ahlt_operator.role";
-const PASSWORD_SETTING: &str = "ahlt_operator.password";
-/// Carries the database name and ownership marker into the COMMENT DO block.
-const DATABASE_SETTING: &str = "ahlt_operator.database";
-const COMMENT_SETTING: &str = "ahlt_operator.comment";
+/// Transaction-local settings that carry an identifier and a literal into a DO block
+/// (see [`execute_quoted`]).
+const IDENT_SETTING: &str = "ahlt_operator.ident";
+const LITERAL_SETTING: &str = "ahlt_operator.literal";
 /// Database comment prefix naming the environment (`<namespace>/<name>`) that owns it.
 /// The default database name is derived from the environment's name alone, so two
 /// namespaces can collide on it; this marker is what tells them apart.
@@ -799,47 +797,52 @@ async fn ensure_role(
     })
 }
 
-/// Records `target.owner` as the role's comment, quoted server-side like the password.
+/// Records `target.owner` as the role's comment.
 async fn mark_role(
     ctx: &ErrorContext<'_>,
     conn: &mut PgConnection,
     target: &DatabaseTarget,
 ) -> Result<(), DatabaseError> {
-    sqlx::query("SELECT set_config($1, $2, true), set_config($3, $4, true)")
-        .bind(ROLE_SETTING)
-        .bind(&target.role)
-        .bind(COMMENT_SETTING)
-        .bind(owner_marker(&target.owner))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| ctx.map(e))?;
-    let sql = format!(
-        "DO $$ BEGIN EXECUTE format('COMMENT ON ROLE %I IS %L', \
-         current_setting('{ROLE_SETTING}'), current_setting('{COMMENT_SETTING}')); END $$"
-    );
-    execute(ctx, conn, &sql).await
+    let marker = owner_marker(&target.owner);
+    execute_quoted(ctx, conn, "COMMENT ON ROLE %I IS %L", &target.role, &marker).await
 }
 
-/// Sets the password with both values as bind parameters: transaction-local
-/// settings carry them into a DO block, where `format()` quotes them (%I, %L).
 async fn set_password(
     ctx: &ErrorContext<'_>,
     conn: &mut PgConnection,
     target: &DatabaseTarget,
 ) -> Result<(), DatabaseError> {
+    let sql = "ALTER ROLE %I WITH PASSWORD %L";
+    execute_quoted(ctx, conn, sql, &target.role, &target.password).await
+}
+
+/// Runs `template` (a constant with one `%I` and one `%L`) for `ident` and `literal`
+/// without splicing either into SQL text: both travel as bind parameters in
+/// transaction-local settings and the server quotes them with `format()`. Passwords
+/// and markers go this way because DDL takes no parameters. Its own transaction (a
+/// savepoint when nested) keeps the settings visible to the DO block.
+async fn execute_quoted(
+    ctx: &ErrorContext<'_>,
+    conn: &mut PgConnection,
+    template: &'static str,
+    ident: &str,
+    literal: &str,
+) -> Result<(), DatabaseError> {
+    let mut tx = conn.begin().await.map_err(|e| ctx.map(e))?;
     sqlx::query("SELECT set_config($1, $2, true), set_config($3, $4, true)")
-        .bind(ROLE_SETTING)
-        .bind(&target.role)
-        .bind(PASSWORD_SETTING)
-        .bind(&target.password)
-        .execute(&mut *conn)
+        .bind(IDENT_SETTING)
+        .bind(ident)
+        .bind(LITERAL_SETTING)
+        .bind(literal)
+        .execute(&mut *tx)
         .await
         .map_err(|e| ctx.map(e))?;
     let sql = format!(
-        "DO $$ BEGIN EXECUTE format('ALTER ROLE %I WITH PASSWORD %L', \
-         current_setting('{ROLE_SETTING}'), current_setting('{PASSWORD_SETTING}')); END $$"
+        "DO $$ BEGIN EXECUTE format('{template}', \
+         current_setting('{IDENT_SETTING}'), current_setting('{LITERAL_SETTING}')); END $$"
     );
-    execute(ctx, conn, &sql).await
+    execute(ctx, &mut tx, &sql).await?;
+    tx.commit().await.map_err(|e| ctx.map(e))
 }
 
 /// A non-superuser admin (typical on managed PostgreSQL) must be able to act as
@@ -949,29 +952,21 @@ async fn existing_database(
     }))
 }
 
-/// Records `target.owner` as the database comment. COMMENT takes no parameters,
-/// so, as for passwords, both values travel as bind parameters and the server
-/// quotes them (`format('%I', '%L')`).
+/// Records `target.owner` as the database comment.
 async fn mark_database(
     ctx: &ErrorContext<'_>,
     conn: &mut PgConnection,
     target: &DatabaseTarget,
 ) -> Result<(), DatabaseError> {
-    let mut tx = conn.begin().await.map_err(|e| ctx.map(e))?;
-    sqlx::query("SELECT set_config($1, $2, true), set_config($3, $4, true)")
-        .bind(DATABASE_SETTING)
-        .bind(&target.database)
-        .bind(COMMENT_SETTING)
-        .bind(owner_marker(&target.owner))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| ctx.map(e))?;
-    let sql = format!(
-        "DO $$ BEGIN EXECUTE format('COMMENT ON DATABASE %I IS %L', \
-         current_setting('{DATABASE_SETTING}'), current_setting('{COMMENT_SETTING}')); END $$"
-    );
-    execute(ctx, &mut tx, &sql).await?;
-    tx.commit().await.map_err(|e| ctx.map(e))
+    let marker = owner_marker(&target.owner);
+    execute_quoted(
+        ctx,
+        conn,
+        "COMMENT ON DATABASE %I IS %L",
+        &target.database,
+        &marker,
+    )
+    .await
 }
 
 /// Creates the database if missing (true when created) and limits CONNECT to the role.
