@@ -43,15 +43,30 @@ pub enum Command {
 #[derive(Subcommand)]
 pub enum GraphCommand {
     /// Rewrite this environment's graph projection from PostgreSQL (mark and sweep: the
-    /// graph is never empty meanwhile). Needs DATABASE_URL and GRAPH_URI.
-    Resync(GraphArgs),
+    /// graph is never empty meanwhile). Needs DATABASE_URL and GRAPH_URI. Waits for a
+    /// resync of the same environment that is already running, unless --fail-if-running.
+    Resync {
+        #[command(flatten)]
+        graph: GraphArgs,
+        /// Exit with an error instead of waiting when another resync of this environment runs.
+        #[arg(long)]
+        fail_if_running: bool,
+    },
 }
 
 #[derive(Clone, Args)]
 pub struct GraphArgs {
-    /// Graph server, e.g. falkor://host:6379 (credentials as falkor://user:password@host:port).
+    /// Graph server: bolt://host:7687 or neo4j://host:7687 (Neo4j), falkor://host:6379 (FalkorDB).
     #[arg(long, env = "GRAPH_URI", hide_env_values = true)]
     pub graph_uri: String,
+
+    /// Graph user (unless the URI carries credentials).
+    #[arg(long, env = "GRAPH_USERNAME")]
+    pub graph_username: Option<String>,
+
+    /// Graph password (unless the URI carries credentials).
+    #[arg(long, env = "GRAPH_PASSWORD", hide_env_values = true)]
+    pub graph_password: Option<String>,
 
     /// Graph (key) on the server; environments share it, namespaced by --env-name.
     #[arg(long, env = "GRAPH_NAME", default_value = crate::graph::DEFAULT_GRAPH_NAME)]
@@ -60,6 +75,28 @@ pub struct GraphArgs {
     /// Name of this environment: the namespace of its nodes and relationships.
     #[arg(long, env = "AHLT_ENV_NAME", default_value = "local")]
     pub env_name: String,
+}
+
+impl GraphArgs {
+    pub fn credentials(&self) -> crate::graph::Credentials {
+        crate::graph::Credentials {
+            username: self.graph_username.clone(),
+            password: self.graph_password.clone(),
+        }
+    }
+
+    /// Connects to the graph server these arguments name.
+    pub async fn connect(&self) -> anyhow::Result<crate::graph::Backend> {
+        use anyhow::Context;
+        crate::graph::Backend::connect(&self.graph_uri, &self.graph_name, &self.credentials())
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to the graph at {}",
+                    crate::graph::redact(&self.graph_uri)
+                )
+            })
+    }
 }
 
 pub fn main() -> ExitCode {

@@ -46,12 +46,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 stopped
             }
         },
-        Command::Graph(GraphCommand::Resync(args)) => {
+        Command::Graph(GraphCommand::Resync {
+            graph: args,
+            fail_if_running,
+        }) => {
             let url = require_database_url(&cli.common.database_url, "graph resync")?;
             let pool = db::connect(url, 2)
                 .await
                 .context("connecting to the database")?;
-            let result = graph_resync(&pool, &args).await;
+            let if_busy = if fail_if_running {
+                graph::IfBusy::Fail
+            } else {
+                graph::IfBusy::Wait
+            };
+            let result = graph_resync(&pool, &args, if_busy).await;
             pool.close().await;
             result
         }
@@ -59,7 +67,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Resyncs a database someone else migrates: refuse unless the schema is current.
-async fn graph_resync(pool: &PgPool, args: &GraphArgs) -> anyhow::Result<()> {
+async fn graph_resync(
+    pool: &PgPool,
+    args: &GraphArgs,
+    if_busy: graph::IfBusy,
+) -> anyhow::Result<()> {
     let status = db::schema_status(pool).await?;
     if !status.is_current() {
         bail!("{status}");
@@ -67,10 +79,8 @@ async fn graph_resync(pool: &PgPool, args: &GraphArgs) -> anyhow::Result<()> {
     if args.env_name.is_empty() {
         bail!("AHLT_ENV_NAME must not be empty: it namespaces the graph");
     }
-    let backend = graph::FalkorBackend::connect(&args.graph_uri, &args.graph_name)
-        .await
-        .context("connecting to the graph")?;
-    let report = graph::resync(pool, &backend, &args.env_name)
+    let backend = args.connect().await?;
+    let report = graph::resync(pool, &backend, &args.env_name, if_busy)
         .await
         .context("resyncing the graph")?;
     tracing::info!(

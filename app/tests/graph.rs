@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ahlt::graph::{self, FalkorBackend, GraphBackend, GraphEdge, GraphError, GraphNode};
+use ahlt::graph::{self, FalkorBackend, GraphBackend, GraphEdge, GraphError, GraphNode, IfBusy};
 use ahlt::store::ident::is_valid_ident;
 use ahlt::store::{self, NewEntity};
 use ahlt::test_app::TestApp;
@@ -148,7 +148,9 @@ async fn resync_projects_every_entity_and_relation_without_secrets() {
     .await;
     let backend = backend().await;
 
-    let report = graph::resync(pool, &backend, "dev").await.unwrap();
+    let report = graph::resync(pool, &backend, "dev", IfBusy::Fail)
+        .await
+        .unwrap();
 
     let (nodes, edges) = expected(pool, "dev").await;
     assert!(edges.len() > 1, "the demo data has relations");
@@ -183,7 +185,9 @@ async fn second_resync_removes_exactly_what_was_deleted() {
     relation(pool, "graph_reports_to", b, c).await;
     relation(pool, "graph_reports_to", c, a).await;
     let backend = backend().await;
-    let first = graph::resync(pool, &backend, "dev").await.unwrap();
+    let first = graph::resync(pool, &backend, "dev", IfBusy::Fail)
+        .await
+        .unwrap();
     let seeded: i64 = sqlx::query_scalar("SELECT count(*) FROM entities")
         .fetch_one(pool)
         .await
@@ -197,7 +201,9 @@ async fn second_resync_removes_exactly_what_was_deleted() {
     store::delete_entity(&mut conn, c).await.unwrap();
     store::delete_property(&mut conn, a, "size").await.unwrap();
     drop(conn);
-    let second = graph::resync(pool, &backend, "dev").await.unwrap();
+    let second = graph::resync(pool, &backend, "dev", IfBusy::Fail)
+        .await
+        .unwrap();
 
     assert_eq!(second.nodes, first.nodes - 1);
     assert_eq!(second.edges, first.edges - 3);
@@ -225,11 +231,15 @@ async fn environments_with_colliding_ids_stay_separate() {
     }
     entity(prod.pool(), NewEntity::new("team", "prod_only")).await;
     let backend = backend().await;
-    graph::resync(prod.pool(), &backend, "prod").await.unwrap();
+    graph::resync(prod.pool(), &backend, "prod", IfBusy::Fail)
+        .await
+        .unwrap();
     let prod_nodes = backend.nodes("prod").await.unwrap();
     let prod_edges = backend.edges("prod").await.unwrap();
 
-    graph::resync(dev.pool(), &backend, "dev").await.unwrap();
+    graph::resync(dev.pool(), &backend, "dev", IfBusy::Fail)
+        .await
+        .unwrap();
     let mut conn = dev.pool().acquire().await.unwrap();
     let x: i64 = sqlx::query_scalar("SELECT id FROM entities WHERE name = 'x'")
         .fetch_one(&mut *conn)
@@ -237,7 +247,9 @@ async fn environments_with_colliding_ids_stay_separate() {
         .unwrap();
     store::delete_entity(&mut conn, x).await.unwrap();
     drop(conn);
-    let report = graph::resync(dev.pool(), &backend, "dev").await.unwrap();
+    let report = graph::resync(dev.pool(), &backend, "dev", IfBusy::Fail)
+        .await
+        .unwrap();
 
     assert_eq!(report.removed, 2, "dev's x and its relationship");
     assert_projection(dev.pool(), &backend, "dev").await;
@@ -291,7 +303,9 @@ async fn hostile_text_round_trips_as_data() {
         relation(pool, "graph_cites", pair[0], pair[1]).await;
     }
     let backend = backend().await;
-    let report = graph::resync(pool, &backend, "dev").await.unwrap();
+    let report = graph::resync(pool, &backend, "dev", IfBusy::Fail)
+        .await
+        .unwrap();
     let (expected_nodes, expected_edges) = expected(pool, "dev").await;
     assert_eq!(report.nodes, expected_nodes.len() as u64);
     assert_eq!(report.edges, expected_edges.len() as u64);
@@ -311,7 +325,7 @@ async fn hostile_text_round_trips_as_data() {
             .collect(),
     };
     backend
-        .upsert_nodes("dev", "manual", std::slice::from_ref(&node))
+        .upsert_nodes("dev", 1, std::slice::from_ref(&node))
         .await
         .unwrap();
     let nodes = backend.nodes("dev").await.unwrap();
@@ -327,7 +341,7 @@ async fn hostile_text_round_trips_as_data() {
             ..node.clone()
         };
         assert!(matches!(
-            backend.upsert_nodes("dev", "manual", &[bad]).await,
+            backend.upsert_nodes("dev", 1, &[bad]).await,
             Err(GraphError::InvalidIdent(_))
         ));
         let bad = GraphEdge {
@@ -339,7 +353,7 @@ async fn hostile_text_round_trips_as_data() {
             properties: BTreeMap::new(),
         };
         assert!(matches!(
-            backend.upsert_edges("dev", "manual", &[bad]).await,
+            backend.upsert_edges("dev", 1, &[bad]).await,
             Err(GraphError::InvalidIdent(_))
         ));
     }
@@ -378,26 +392,42 @@ impl GraphBackend for Observed<'_> {
     async fn upsert_nodes(
         &self,
         env: &str,
-        run: &str,
+        stamp: i64,
         nodes: &[GraphNode],
     ) -> graph::GraphResult<()> {
         self.assert_previous_projection_intact().await;
-        self.inner.upsert_nodes(env, run, nodes).await
+        self.inner.upsert_nodes(env, stamp, nodes).await
     }
 
     async fn upsert_edges(
         &self,
         env: &str,
-        run: &str,
+        stamp: i64,
         edges: &[GraphEdge],
     ) -> graph::GraphResult<()> {
         self.assert_previous_projection_intact().await;
-        self.inner.upsert_edges(env, run, edges).await
+        self.inner.upsert_edges(env, stamp, edges).await
     }
 
-    async fn sweep(&self, env: &str, run: &str) -> graph::GraphResult<u64> {
+    async fn delete_nodes(&self, env: &str, ids: &[i64]) -> graph::GraphResult<u64> {
+        self.inner.delete_nodes(env, ids).await
+    }
+
+    async fn delete_edges(&self, env: &str, edges: &[graph::EdgeRef]) -> graph::GraphResult<u64> {
+        self.inner.delete_edges(env, edges).await
+    }
+
+    async fn sweep(&self, env: &str, stamp: i64) -> graph::GraphResult<u64> {
         self.assert_previous_projection_intact().await;
-        self.inner.sweep(env, run).await
+        self.inner.sweep(env, stamp).await
+    }
+
+    async fn read(
+        &self,
+        cypher: &'static str,
+        params: Vec<(&'static str, graph::Param)>,
+    ) -> graph::GraphResult<Vec<Vec<serde_json::Value>>> {
+        self.inner.read(cypher, params).await
     }
 
     async fn nodes(&self, env: &str) -> graph::GraphResult<Vec<GraphNode>> {
@@ -414,7 +444,9 @@ async fn resync_never_empties_the_graph_before_the_sweep() {
     let (app, _) = TestApp::with_demo().await;
     let pool = app.pool();
     let backend = backend().await;
-    graph::resync(pool, &backend, "dev").await.unwrap();
+    graph::resync(pool, &backend, "dev", IfBusy::Fail)
+        .await
+        .unwrap();
     let before = backend.nodes("dev").await.unwrap();
     assert!(!before.is_empty());
 
@@ -424,7 +456,9 @@ async fn resync_never_empties_the_graph_before_the_sweep() {
         before,
         checks: Default::default(),
     };
-    let report = graph::resync(pool, &observed, "dev").await.unwrap();
+    let report = graph::resync(pool, &observed, "dev", IfBusy::Fail)
+        .await
+        .unwrap();
 
     // ensure_schema, at least one node batch and one edge batch, and the sweep.
     assert!(observed.checks.into_inner() >= 4);

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::model::RUN_FIELD;
 use super::{
-    ENTITY_LABEL, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, decode_property_key,
-    encode_property_key, is_secret, node_label, relationship_type,
+    ENTITY_LABEL, EdgeRef, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, Param,
+    decode_property_key, encode_property_key, is_secret, node_label, relationship_type,
 };
 
 /// The graph (FalkorDB key) holding every environment's projection.
@@ -91,6 +91,11 @@ fn from_falkor(value: &FalkorValue) -> Value {
         FalkorValue::F64(f) => Value::from(*f),
         FalkorValue::String(s) => Value::String(s.clone()),
         FalkorValue::Array(items) => Value::Array(items.iter().map(from_falkor).collect()),
+        FalkorValue::Map(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), from_falkor(v)))
+                .collect(),
+        ),
         _ => Value::Null,
     }
 }
@@ -115,7 +120,23 @@ fn string(s: &str) -> FalkorValue {
     FalkorValue::String(s.to_string())
 }
 
-fn node_row(env: &str, run: &str, node: &GraphNode) -> FalkorValue {
+fn ints(ids: &[i64]) -> FalkorValue {
+    FalkorValue::Array(ids.iter().copied().map(FalkorValue::I64).collect())
+}
+
+fn param(value: Param) -> FalkorValue {
+    match value {
+        Param::Str(s) => FalkorValue::String(s),
+        Param::Int(i) => FalkorValue::I64(i),
+        Param::Bool(b) => FalkorValue::Bool(b),
+        Param::Ints(items) => ints(&items),
+        Param::Strs(items) => {
+            FalkorValue::Array(items.into_iter().map(FalkorValue::String).collect())
+        }
+    }
+}
+
+fn node_row(env: &str, stamp: i64, node: &GraphNode) -> FalkorValue {
     let fixed = HashMap::from([
         ("env".to_string(), string(env)),
         ("id".to_string(), FalkorValue::I64(node.id)),
@@ -123,7 +144,7 @@ fn node_row(env: &str, run: &str, node: &GraphNode) -> FalkorValue {
         ("name".to_string(), string(&node.name)),
         ("label".to_string(), string(&node.label)),
         ("is_active".to_string(), FalkorValue::Bool(node.is_active)),
-        (RUN_FIELD.to_string(), string(run)),
+        (RUN_FIELD.to_string(), FalkorValue::I64(stamp)),
     ]);
     FalkorValue::Map(HashMap::from([
         ("id".to_string(), FalkorValue::I64(node.id)),
@@ -131,14 +152,14 @@ fn node_row(env: &str, run: &str, node: &GraphNode) -> FalkorValue {
     ]))
 }
 
-fn edge_row(env: &str, run: &str, edge: &GraphEdge) -> FalkorValue {
+fn edge_row(env: &str, stamp: i64, edge: &GraphEdge) -> FalkorValue {
     let fixed = HashMap::from([
         ("env".to_string(), string(env)),
         ("id".to_string(), FalkorValue::I64(edge.id)),
         ("relation_type".to_string(), string(&edge.relation_type)),
         ("source_id".to_string(), FalkorValue::I64(edge.source_id)),
         ("target_id".to_string(), FalkorValue::I64(edge.target_id)),
-        (RUN_FIELD.to_string(), string(run)),
+        (RUN_FIELD.to_string(), FalkorValue::I64(stamp)),
     ]);
     FalkorValue::Map(HashMap::from([
         ("id".to_string(), FalkorValue::I64(edge.id)),
@@ -215,13 +236,13 @@ impl GraphBackend for FalkorBackend {
         Ok(())
     }
 
-    async fn upsert_nodes(&self, env: &str, run: &str, nodes: &[GraphNode]) -> GraphResult<()> {
+    async fn upsert_nodes(&self, env: &str, stamp: i64, nodes: &[GraphNode]) -> GraphResult<()> {
         let mut by_label: BTreeMap<String, Vec<FalkorValue>> = BTreeMap::new();
         for node in nodes {
             by_label
                 .entry(node_label(&node.entity_type)?)
                 .or_default()
-                .push(node_row(env, run, node));
+                .push(node_row(env, stamp, node));
         }
         for (label, rows) in by_label {
             // `label` is `E_` + a validated identifier; everything else is a parameter.
@@ -240,13 +261,13 @@ impl GraphBackend for FalkorBackend {
         Ok(())
     }
 
-    async fn upsert_edges(&self, env: &str, run: &str, edges: &[GraphEdge]) -> GraphResult<()> {
+    async fn upsert_edges(&self, env: &str, stamp: i64, edges: &[GraphEdge]) -> GraphResult<()> {
         let mut by_type: BTreeMap<String, Vec<FalkorValue>> = BTreeMap::new();
         for edge in edges {
             by_type
                 .entry(relationship_type(&edge.relation_type)?)
                 .or_default()
-                .push(edge_row(env, run, edge));
+                .push(edge_row(env, stamp, edge));
         }
         for (rel_type, rows) in by_type {
             // `rel_type` is `R_` + a validated identifier; everything else is a parameter.
@@ -266,13 +287,56 @@ impl GraphBackend for FalkorBackend {
         Ok(())
     }
 
-    async fn sweep(&self, env: &str, run: &str) -> GraphResult<u64> {
-        let params = || vec![("env", string(env)), ("run", string(run))];
+    async fn delete_nodes(&self, env: &str, ids: &[i64]) -> GraphResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (_, stats) = self
+            .run(
+                format!(
+                    "UNWIND $ids AS id MATCH (n:{ENTITY_LABEL} {{env: $env, id: id}}) \
+                     DETACH DELETE n"
+                ),
+                vec![("env", string(env)), ("ids", ints(ids))],
+            )
+            .await?;
+        Ok(stat(&stats, "Relationships deleted") + stat(&stats, "Nodes deleted"))
+    }
+
+    async fn delete_edges(&self, env: &str, edges: &[EdgeRef]) -> GraphResult<u64> {
+        if edges.is_empty() {
+            return Ok(0);
+        }
+        let rows = edges
+            .iter()
+            .map(|edge| {
+                FalkorValue::Map(HashMap::from([
+                    ("id".to_string(), FalkorValue::I64(edge.id)),
+                    ("source_id".to_string(), FalkorValue::I64(edge.source_id)),
+                ]))
+            })
+            .collect();
+        let (_, stats) = self
+            .run(
+                format!(
+                    "UNWIND $rows AS row \
+                     MATCH (:{ENTITY_LABEL} {{env: $env, id: row.source_id}})-[r]->() \
+                     WHERE r.env = $env AND r.id = row.id \
+                     DELETE r"
+                ),
+                vec![("env", string(env)), ("rows", FalkorValue::Array(rows))],
+            )
+            .await?;
+        Ok(stat(&stats, "Relationships deleted"))
+    }
+
+    async fn sweep(&self, env: &str, stamp: i64) -> GraphResult<u64> {
+        let params = || vec![("env", string(env)), ("stamp", FalkorValue::I64(stamp))];
         let (_, edge_stats) = self
             .run(
                 format!(
                     "MATCH (:{ENTITY_LABEL} {{env: $env}})-[r]->() \
-                     WHERE r.env = $env AND r.{RUN_FIELD} <> $run DELETE r"
+                     WHERE r.env = $env AND r.{RUN_FIELD} < $stamp DELETE r"
                 ),
                 params(),
             )
@@ -281,7 +345,7 @@ impl GraphBackend for FalkorBackend {
             .run(
                 format!(
                     "MATCH (n:{ENTITY_LABEL} {{env: $env}}) \
-                     WHERE n.{RUN_FIELD} <> $run DETACH DELETE n"
+                     WHERE n.{RUN_FIELD} < $stamp DETACH DELETE n"
                 ),
                 params(),
             )
@@ -339,5 +403,21 @@ impl GraphBackend for FalkorBackend {
                 })
             })
             .collect()
+    }
+
+    async fn read(
+        &self,
+        cypher: &'static str,
+        params: Vec<(&'static str, Param)>,
+    ) -> GraphResult<Vec<Vec<Value>>> {
+        let params = params
+            .into_iter()
+            .map(|(name, value)| (name, param(value)))
+            .collect();
+        let (rows, _) = self.run(cypher.to_string(), params).await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.iter().map(from_falkor).collect())
+            .collect())
     }
 }

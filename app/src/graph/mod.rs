@@ -1,4 +1,4 @@
-//! Projection of the EAV store into a property graph (FalkorDB now, Neo4j later).
+//! Projection of the EAV store into a property graph (FalkorDB or Neo4j).
 //!
 //! Postgres is the source of truth; the graph is a namespaced copy of it. Every node
 //! and relationship carries the environment name (`env`, from `AHLT_ENV_NAME`) and is
@@ -6,19 +6,27 @@
 //! each other's data. Labels and relationship types are built only from validated
 //! identifiers ([`node_label`], [`relationship_type`]); property keys and values only
 //! ever travel as query parameters.
+//!
+//! Every written item carries a stamp (`sync_run`, microseconds on the Postgres server's
+//! clock when its state was read). A resync stamps everything with its start time and then
+//! sweeps items stamped earlier, so live changes written meanwhile survive the sweep.
 
+mod backend;
 mod falkor;
 mod model;
 mod resync;
 
 use std::future::Future;
 
+use serde_json::Value;
+
+pub use backend::{Backend, Credentials, redact};
 pub use falkor::{DEFAULT_GRAPH_NAME, FalkorBackend};
 pub use model::{
-    ENTITY_LABEL, GraphEdge, GraphNode, decode_property_key, encode_property_key, is_secret,
-    node_label, relationship_type,
+    ENTITY_LABEL, EdgeRef, GraphEdge, GraphNode, decode_property_key, encode_property_key,
+    is_secret, node_label, relationship_type,
 };
-pub use resync::{ResyncReport, resync};
+pub use resync::{IfBusy, ResyncReport, resync};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -26,44 +34,80 @@ pub enum GraphError {
     Backend(String),
     #[error("invalid graph identifier {0:?}")]
     InvalidIdent(String),
-    #[error("unsupported graph URI {0:?} (expected falkor://host:port)")]
+    #[error(
+        "unsupported graph URI {0:?} (expected bolt://, neo4j:// (Neo4j) or falkor:// (FalkorDB))"
+    )]
     UnsupportedUri(String),
+    #[error("another resync of environment {0:?} is running")]
+    ResyncInProgress(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
 
 pub type GraphResult<T> = Result<T, GraphError>;
 
+/// A parameter of a read query ([`GraphBackend::read`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Ints(Vec<i64>),
+    Strs(Vec<String>),
+}
+
 /// A graph database holding projections of one or more environments.
 ///
-/// Every method acts on the given environment only.
+/// Every method acts on the given environment only. `stamp` is the Postgres clock
+/// (microseconds since the epoch) at the moment the written state was read.
 pub trait GraphBackend: Send + Sync {
     /// Creates the indexes the other methods rely on (idempotent).
     fn ensure_schema(&self) -> impl Future<Output = GraphResult<()>> + Send;
 
-    /// Creates or replaces nodes (labels and all properties), stamping them with `run`.
+    /// Creates or replaces nodes (labels and all properties), stamping them.
     fn upsert_nodes(
         &self,
         env: &str,
-        run: &str,
+        stamp: i64,
         nodes: &[GraphNode],
     ) -> impl Future<Output = GraphResult<()>> + Send;
 
-    /// Creates or replaces relationships between existing nodes, stamping them with `run`.
+    /// Creates or replaces relationships between existing nodes, stamping them.
     fn upsert_edges(
         &self,
         env: &str,
-        run: &str,
+        stamp: i64,
         edges: &[GraphEdge],
     ) -> impl Future<Output = GraphResult<()>> + Send;
 
-    /// Deletes this environment's nodes and relationships not stamped with `run`;
+    /// Deletes the nodes with these ids (and their relationships); returns how many
+    /// items were removed.
+    fn delete_nodes(&self, env: &str, ids: &[i64])
+    -> impl Future<Output = GraphResult<u64>> + Send;
+
+    /// Deletes these relationships; returns how many were removed.
+    fn delete_edges(
+        &self,
+        env: &str,
+        edges: &[EdgeRef],
+    ) -> impl Future<Output = GraphResult<u64>> + Send;
+
+    /// Deletes this environment's nodes and relationships stamped before `stamp`;
     /// returns how many items were removed.
-    fn sweep(&self, env: &str, run: &str) -> impl Future<Output = GraphResult<u64>> + Send;
+    fn sweep(&self, env: &str, stamp: i64) -> impl Future<Output = GraphResult<u64>> + Send;
 
     /// Every node of the environment, ordered by id.
     fn nodes(&self, env: &str) -> impl Future<Output = GraphResult<Vec<GraphNode>>> + Send;
 
     /// Every relationship of the environment, ordered by id.
     fn edges(&self, env: &str) -> impl Future<Output = GraphResult<Vec<GraphEdge>>> + Send;
+
+    /// Runs a read-only query written in the Cypher both backends understand and returns
+    /// its rows (scalars, lists and maps as JSON). The query text must be a constant;
+    /// everything variable travels in `params`.
+    fn read(
+        &self,
+        cypher: &'static str,
+        params: Vec<(&'static str, Param)>,
+    ) -> impl Future<Output = GraphResult<Vec<Vec<Value>>>> + Send;
 }

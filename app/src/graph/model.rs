@@ -39,6 +39,14 @@ pub struct GraphEdge {
     pub properties: BTreeMap<String, Value>,
 }
 
+/// A relationship to delete: its id, and its source node's id, through which it is found
+/// (relationship properties are not indexed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EdgeRef {
+    pub id: i64,
+    pub source_id: i64,
+}
+
 /// The type label of an entity type: `E_<type>`, only for valid identifiers.
 pub fn node_label(entity_type: &str) -> GraphResult<String> {
     if is_valid_ident(entity_type) {

@@ -1,0 +1,156 @@
+//! The backend chosen by the graph URI's scheme.
+
+use serde_json::Value;
+
+use super::{
+    EdgeRef, FalkorBackend, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, Param,
+};
+
+/// One of the supported graph servers, picked by [`Backend::connect`].
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Falkor(FalkorBackend),
+}
+
+/// Credentials given apart from the URI (GRAPH_USERNAME / GRAPH_PASSWORD).
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Backend {
+    /// Connects to `uri`: `falkor://` or `falkors://` (FalkorDB, `graph_name` selects the
+    /// graph key).
+    pub async fn connect(
+        uri: &str,
+        graph_name: &str,
+        credentials: &Credentials,
+    ) -> GraphResult<Backend> {
+        let scheme = uri.split_once("://").map(|(scheme, _)| scheme);
+        match scheme {
+            Some("falkor" | "falkors") => Ok(Backend::Falkor(
+                FalkorBackend::connect(&with_credentials(uri, credentials)?, graph_name).await?,
+            )),
+            _ => Err(GraphError::UnsupportedUri(redact(uri))),
+        }
+    }
+}
+
+/// `uri` with `credentials` as its userinfo, unless it already has one.
+fn with_credentials(uri: &str, credentials: &Credentials) -> GraphResult<String> {
+    let Some(password) = &credentials.password else {
+        return Ok(uri.to_string());
+    };
+    let mut url = url::Url::parse(uri)
+        .map_err(|e| GraphError::UnsupportedUri(format!("{}: {e}", redact(uri))))?;
+    if url.password().is_none() {
+        let bad = |_| GraphError::UnsupportedUri(redact(uri));
+        url.set_username(credentials.username.as_deref().unwrap_or("default"))
+            .map_err(bad)?;
+        url.set_password(Some(password)).map_err(bad)?;
+    }
+    Ok(url.to_string())
+}
+
+/// The URI without its userinfo, for error messages and logs.
+pub fn redact(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) if url.password().is_some() || !url.username().is_empty() => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Ok(_) => uri.to_string(),
+        Err(_) => "<unparseable URI>".to_string(),
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $backend:ident => $call:expr) => {
+        match $self {
+            Backend::Falkor($backend) => $call,
+        }
+    };
+}
+
+impl GraphBackend for Backend {
+    async fn ensure_schema(&self) -> GraphResult<()> {
+        dispatch!(self, b => b.ensure_schema().await)
+    }
+
+    async fn upsert_nodes(&self, env: &str, stamp: i64, nodes: &[GraphNode]) -> GraphResult<()> {
+        dispatch!(self, b => b.upsert_nodes(env, stamp, nodes).await)
+    }
+
+    async fn upsert_edges(&self, env: &str, stamp: i64, edges: &[GraphEdge]) -> GraphResult<()> {
+        dispatch!(self, b => b.upsert_edges(env, stamp, edges).await)
+    }
+
+    async fn delete_nodes(&self, env: &str, ids: &[i64]) -> GraphResult<u64> {
+        dispatch!(self, b => b.delete_nodes(env, ids).await)
+    }
+
+    async fn delete_edges(&self, env: &str, edges: &[EdgeRef]) -> GraphResult<u64> {
+        dispatch!(self, b => b.delete_edges(env, edges).await)
+    }
+
+    async fn sweep(&self, env: &str, stamp: i64) -> GraphResult<u64> {
+        dispatch!(self, b => b.sweep(env, stamp).await)
+    }
+
+    async fn nodes(&self, env: &str) -> GraphResult<Vec<GraphNode>> {
+        dispatch!(self, b => b.nodes(env).await)
+    }
+
+    async fn edges(&self, env: &str) -> GraphResult<Vec<GraphEdge>> {
+        dispatch!(self, b => b.edges(env).await)
+    }
+
+    async fn read(
+        &self,
+        cypher: &'static str,
+        params: Vec<(&'static str, Param)>,
+    ) -> GraphResult<Vec<Vec<Value>>> {
+        dispatch!(self, b => b.read(cypher, params).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_join_the_uri_and_never_its_redaction() {
+        let creds = Credentials {
+            username: Some("ahlt".into()),
+            password: Some("s3cret/:@".into()),
+        };
+        let joined = with_credentials("falkor://graph:6379", &creds).unwrap();
+        assert_eq!(joined, "falkor://ahlt:s3cret%2F%3A%40@graph:6379");
+        assert_eq!(redact(&joined), "falkor://graph:6379");
+        // A URI with its own credentials keeps them.
+        let own = with_credentials("falkor://u:p@graph:6379", &creds).unwrap();
+        assert_eq!(own, "falkor://u:p@graph:6379");
+        assert!(!format!("{creds:?}").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_rejected_without_their_credentials() {
+        let err = Backend::connect("http://user:pw@graph:80", "ahlt", &Credentials::default())
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unsupported graph URI"), "{text}");
+        assert!(!text.contains("pw"), "{text}");
+    }
+}
