@@ -41,15 +41,13 @@ async fn backend() -> FalkorBackend {
         .unwrap()
 }
 
-/// A property as the graph holds it: arrays and objects as JSON text, null absent.
+/// Properties as the graph holds them: secrets and nulls absent, lists of strings or
+/// integers as lists, other arrays and objects as JSON text.
 fn projected(properties: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
     properties
         .into_iter()
-        .filter(|(k, v)| !v.is_null() && !graph::is_secret(k, v))
-        .map(|(k, v)| match v {
-            Value::Array(_) | Value::Object(_) => (k, Value::String(v.to_string())),
-            v => (k, v),
-        })
+        .filter(|(k, v)| !graph::is_secret(k, v))
+        .filter_map(|(k, v)| Some((k, graph::PropertyValue::projected(&v)?)))
         .collect()
 }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::model::RUN_FIELD;
 use super::{
     ENTITY_LABEL, EdgeRef, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, Param,
-    decode_property_key, encode_property_key, is_secret, node_label, relationship_type,
+    PropertyValue, decode_property_key, node_label, projected_properties, relationship_type,
 };
 
 /// The graph (FalkorDB key) holding every environment's projection.
@@ -66,22 +66,17 @@ impl FalkorBackend {
     }
 }
 
-/// A JSON property value as a FalkorDB value: scalars natively, arrays and objects as
-/// JSON text (graph properties cannot hold maps). `None` for null (no property).
-fn to_falkor(value: &Value) -> Option<FalkorValue> {
-    Some(match value {
-        Value::Null => return None,
-        Value::Bool(b) => FalkorValue::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => FalkorValue::I64(i),
-            None => match n.as_f64() {
-                Some(f) if n.is_f64() => FalkorValue::F64(f),
-                _ => FalkorValue::String(n.to_string()),
-            },
-        },
-        Value::String(s) => FalkorValue::String(s.clone()),
-        Value::Array(_) | Value::Object(_) => FalkorValue::String(value.to_string()),
-    })
+fn to_falkor(value: PropertyValue) -> FalkorValue {
+    match value {
+        PropertyValue::Bool(b) => FalkorValue::Bool(b),
+        PropertyValue::Int(i) => FalkorValue::I64(i),
+        PropertyValue::Float(f) => FalkorValue::F64(f),
+        PropertyValue::Str(s) | PropertyValue::Json(s) => FalkorValue::String(s),
+        PropertyValue::StrList(items) => {
+            FalkorValue::Array(items.into_iter().map(FalkorValue::String).collect())
+        }
+        PropertyValue::IntList(items) => ints(&items),
+    }
 }
 
 fn from_falkor(value: &FalkorValue) -> Value {
@@ -105,13 +100,8 @@ fn property_map(
     mut fixed: HashMap<String, FalkorValue>,
     properties: &BTreeMap<String, Value>,
 ) -> FalkorValue {
-    for (key, value) in properties {
-        if is_secret(key, value) {
-            continue;
-        }
-        if let Some(value) = to_falkor(value) {
-            fixed.insert(encode_property_key(key), value);
-        }
+    for (key, value) in projected_properties(properties) {
+        fixed.insert(key, to_falkor(value));
     }
     FalkorValue::Map(fixed)
 }

@@ -14,6 +14,7 @@
 mod backend;
 mod falkor;
 mod model;
+mod projection;
 mod resync;
 
 use std::future::Future;
@@ -23,9 +24,10 @@ use serde_json::Value;
 pub use backend::{Backend, Credentials, redact};
 pub use falkor::{DEFAULT_GRAPH_NAME, FalkorBackend};
 pub use model::{
-    ENTITY_LABEL, EdgeRef, GraphEdge, GraphNode, decode_property_key, encode_property_key,
-    is_secret, node_label, relationship_type,
+    ENTITY_LABEL, EdgeRef, GraphEdge, GraphNode, PropertyValue, decode_property_key,
+    encode_property_key, is_secret, node_label, projected_properties, relationship_type,
 };
+pub use projection::Projection;
 pub use resync::{IfBusy, ResyncReport, resync};
 
 #[derive(Debug, thiserror::Error)]

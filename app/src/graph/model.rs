@@ -99,6 +99,76 @@ pub fn decode_property_key(key: &str) -> Option<String> {
     Some(out)
 }
 
+/// A property value as graphs can store it: scalars, and homogeneous lists of strings or
+/// integers natively (so Cypher can test membership, e.g. a function's capabilities);
+/// other arrays and objects as JSON text. Null is "no property".
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropertyValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    StrList(Vec<String>),
+    IntList(Vec<i64>),
+    Json(String),
+}
+
+impl PropertyValue {
+    /// How `value` is stored; `None` for null.
+    pub fn of(value: &Value) -> Option<PropertyValue> {
+        Some(match value {
+            Value::Null => return None,
+            Value::Bool(b) => PropertyValue::Bool(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => PropertyValue::Int(i),
+                (None, Some(f)) if n.is_f64() => PropertyValue::Float(f),
+                // u64 beyond i64: keep every digit.
+                _ => PropertyValue::Str(n.to_string()),
+            },
+            Value::String(s) => PropertyValue::Str(s.clone()),
+            Value::Array(items) => {
+                if let Some(strings) = items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect()
+                {
+                    PropertyValue::StrList(strings)
+                } else if let Some(ints) = items.iter().map(Value::as_i64).collect() {
+                    PropertyValue::IntList(ints)
+                } else {
+                    PropertyValue::Json(value.to_string())
+                }
+            }
+            Value::Object(_) => PropertyValue::Json(value.to_string()),
+        })
+    }
+
+    /// The JSON a graph read gives back for this value (the projection of `value`).
+    pub fn projected(value: &Value) -> Option<Value> {
+        Some(match PropertyValue::of(value)? {
+            PropertyValue::Bool(b) => Value::Bool(b),
+            PropertyValue::Int(i) => Value::from(i),
+            PropertyValue::Float(f) => Value::from(f),
+            PropertyValue::Str(s) | PropertyValue::Json(s) => Value::String(s),
+            PropertyValue::StrList(items) => Value::from(items),
+            PropertyValue::IntList(items) => Value::from(items),
+        })
+    }
+}
+
+/// The properties that reach the graph, keyed by their encoded graph keys: secrets and
+/// nulls left out.
+pub fn projected_properties(
+    properties: &BTreeMap<String, Value>,
+) -> impl Iterator<Item = (String, PropertyValue)> + '_ {
+    properties.iter().filter_map(|(key, value)| {
+        if is_secret(key, value) {
+            return None;
+        }
+        Some((encode_property_key(key), PropertyValue::of(value)?))
+    })
+}
+
 /// Secrets are never projected: credential-like keys and anything that looks like a
 /// password hash.
 pub fn is_secret(key: &str, value: &Value) -> bool {
@@ -140,6 +210,24 @@ mod tests {
             assert!(node_label(bad).is_err(), "{bad}");
             assert!(relationship_type(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn lists_of_strings_or_integers_stay_lists() {
+        use serde_json::json;
+        let cases = [
+            (json!(["vote", "chair"]), json!(["vote", "chair"])),
+            (json!([1, 2]), json!([1, 2])),
+            (json!([]), json!([])),
+            (json!([1, "a"]), json!("[1,\"a\"]")),
+            (json!({"a": 1}), json!("{\"a\":1}")),
+            (json!(1.5), json!(1.5)),
+            (json!(u64::MAX), json!(u64::MAX.to_string())),
+        ];
+        for (value, stored) in cases {
+            assert_eq!(PropertyValue::projected(&value), Some(stored), "{value}");
+        }
+        assert_eq!(PropertyValue::of(&Value::Null), None);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct AppState {
     pub db: PgPool,
     pub config: Arc<AppConfig>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The graph projection, when GRAPH_URI is set; reads fall back to Postgres while it
+    /// is not current.
+    pub graph: Option<crate::graph::Projection>,
 }
 
 impl AppState {
@@ -42,7 +45,14 @@ impl AppState {
             db,
             config: Arc::new(config),
             metrics: Arc::new(metrics),
+            graph: None,
         }
+    }
+
+    /// This state with graph-backed reads from `projection`.
+    pub fn with_graph(mut self, projection: crate::graph::Projection) -> Self {
+        self.graph = Some(projection);
+        self
     }
 }
 
