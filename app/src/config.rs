@@ -92,6 +92,43 @@ pub struct ServeArgs {
     /// Take the client address for login rate limiting from X-Forwarded-For (behind an ingress).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+
+    /// Graph server for the live projection: bolt:// or neo4j:// (Neo4j), falkor://
+    /// (FalkorDB). Without it, graph queries are answered from PostgreSQL.
+    #[arg(long, env = "GRAPH_URI", hide_env_values = true)]
+    pub graph_uri: Option<String>,
+
+    /// Graph user (unless the URI carries credentials).
+    #[arg(long, env = "GRAPH_USERNAME")]
+    pub graph_username: Option<String>,
+
+    /// Graph password (unless the URI carries credentials).
+    #[arg(long, env = "GRAPH_PASSWORD", hide_env_values = true)]
+    pub graph_password: Option<String>,
+
+    /// Graph (key) on a FalkorDB server; environments share it, namespaced by AHLT_ENV_NAME.
+    #[arg(long, env = "GRAPH_NAME", default_value = crate::graph::DEFAULT_GRAPH_NAME)]
+    pub graph_name: String,
+
+    /// Changes the live graph sync keeps queued at most; beyond, it resyncs instead.
+    #[arg(long, env = "GRAPH_QUEUE_CAPACITY", default_value_t = crate::graph::DEFAULT_QUEUE_CAPACITY)]
+    pub graph_queue_capacity: usize,
+}
+
+impl ServeArgs {
+    /// The graph the live sync writes to, if configured.
+    pub fn graph_target(&self) -> Option<crate::graph::sync::GraphTarget> {
+        let uri = self.graph_uri.as_ref().filter(|uri| !uri.is_empty())?;
+        Some(crate::graph::sync::GraphTarget {
+            uri: uri.clone(),
+            graph_name: self.graph_name.clone(),
+            credentials: crate::graph::Credentials {
+                username: self.graph_username.clone(),
+                password: self.graph_password.clone(),
+            },
+            queue_capacity: self.graph_queue_capacity,
+        })
+    }
 }
 
 /// Stands in for secrets in `Debug` output.

@@ -20,6 +20,8 @@ use tower_sessions::ExpiredDeletion;
 
 use crate::auth::session::{self, SessionKey};
 use crate::config::{AppConfig, AppEnv, CommonArgs, LoginLimits, ServeArgs};
+use crate::graph::sync::{GraphTarget, SyncConfig};
+use crate::graph::{self, Projection};
 use crate::http::{AppState, router};
 use crate::local_postgres::{LocalAuth, LocalPostgres, LocalPostgresOptions};
 use crate::{db, seed};
@@ -73,7 +75,15 @@ async fn serve_external(database_url: &str, args: &ServeArgs) -> anyhow::Result<
     let bind = args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let listener = bind_listener(bind, args.port).await?;
     let shutdown = ShutdownSignal::install()?;
-    run(listener, pool, app_config(args), &session_key, shutdown).await
+    run(
+        listener,
+        pool,
+        app_config(args),
+        &session_key,
+        args.graph_target(),
+        shutdown,
+    )
+    .await
 }
 
 async fn serve_embedded(
@@ -124,7 +134,15 @@ async fn serve_embedded(
     }
     out.flush()?;
     drop(out);
-    run(listener, pool, app_config(args), &session_key, shutdown).await
+    run(
+        listener,
+        pool,
+        app_config(args),
+        &session_key,
+        args.graph_target(),
+        shutdown,
+    )
+    .await
 }
 
 enum AdminCreated {
@@ -184,11 +202,26 @@ async fn run(
     pool: PgPool,
     config: AppConfig,
     session_key: &SessionKey,
+    graph: Option<GraphTarget>,
     shutdown: ShutdownSignal,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let cleanup = tokio::spawn(delete_expired_sessions(pool.clone(), stop_rx));
-    let app = router(AppState::new(pool.clone(), config), session_key);
+    let cleanup = tokio::spawn(delete_expired_sessions(pool.clone(), stop_rx.clone()));
+    let mut state = AppState::new(pool.clone(), config);
+    let mut graph_sync = None;
+    if let Some(target) = graph {
+        tracing::info!(graph = %graph::redact(&target.uri), env = %state.config.env_name, "graph projection enabled");
+        let projection = Projection::unconnected(&state.config.env_name, target.queue_capacity);
+        graph_sync = Some(graph::sync::spawn(
+            pool.clone(),
+            projection.clone(),
+            Some(target),
+            SyncConfig::default(),
+            stop_rx,
+        ));
+        state = state.with_graph(projection);
+    }
+    let app = router(state, session_key);
     tracing::info!(address = %listener.local_addr()?, "serving");
     let served = axum::serve(
         listener,
@@ -202,6 +235,11 @@ async fn run(
     let _ = stop_tx.send(true);
     if let Err(e) = cleanup.await {
         tracing::warn!(error = %e, "session cleanup task failed");
+    }
+    if let Some(sync) = graph_sync
+        && let Err(e) = sync.await
+    {
+        tracing::warn!(error = %e, "graph sync task failed");
     }
     pool.close().await;
     served.context("serving HTTP")?;

@@ -13,9 +13,11 @@
 
 mod backend;
 mod falkor;
+pub mod metrics;
 mod model;
 mod projection;
 mod resync;
+pub mod sync;
 
 use std::future::Future;
 
@@ -27,7 +29,7 @@ pub use model::{
     ENTITY_LABEL, EdgeRef, GraphEdge, GraphNode, PropertyValue, decode_property_key,
     encode_property_key, is_secret, node_label, projected_properties, relationship_type,
 };
-pub use projection::Projection;
+pub use projection::{Change, DEFAULT_QUEUE_CAPACITY, Projection};
 pub use resync::{IfBusy, ResyncReport, resync};
 
 #[derive(Debug, thiserror::Error)]

@@ -136,7 +136,6 @@ pub(crate) async fn postgres_stamp(conn: &mut PgConnection) -> GraphResult<i64> 
 
 /// Which rows to load: a keyset page, or exactly some ids.
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // `Ids` serves live sync, next.
 pub(crate) enum Rows<'a> {
     After(i64),
     Ids(&'a [i64]),

@@ -39,8 +39,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: PgPool, config: AppConfig) -> Self {
-        let mut metrics = metrics::Metrics::new();
-        metrics.register_pool(db.clone());
+        let metrics = Self::metrics(&db, None);
         AppState {
             db,
             config: Arc::new(config),
@@ -51,8 +50,18 @@ impl AppState {
 
     /// This state with graph-backed reads from `projection`.
     pub fn with_graph(mut self, projection: crate::graph::Projection) -> Self {
+        self.metrics = Arc::new(Self::metrics(&self.db, Some(&projection)));
         self.graph = Some(projection);
         self
+    }
+
+    fn metrics(db: &PgPool, graph: Option<&crate::graph::Projection>) -> metrics::Metrics {
+        let mut metrics = metrics::Metrics::new();
+        metrics.register_pool(db.clone());
+        if let Some(graph) = graph {
+            graph.metrics().register(&mut metrics.registry);
+        }
+        metrics
     }
 }
 
