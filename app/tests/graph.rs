@@ -1,15 +1,64 @@
-//! The graph projection against a real FalkorDB server started by the test harness.
+//! The graph projection against real servers: FalkorDB, started by the test harness
+//! (always), and Neo4j, when `NEO4J_URI` is set (see `ahlt::testing::neo4j_backend`).
+//!
+//! Every test body is generic over the backend and run once per backend by
+//! [`on_every_backend!`]. Neo4j tests all share one database, so every test writes under
+//! environment names of its own (`unique_name`) and removes them when it passes.
 
 use std::collections::BTreeMap;
 
-use ahlt::graph::{self, FalkorBackend, GraphBackend, GraphEdge, GraphError, GraphNode, IfBusy};
+use ::falkordb::{FalkorClientBuilder, FalkorValue};
+use ahlt::graph::{
+    self, EdgeRef, FalkorBackend, GraphBackend, GraphEdge, GraphError, GraphNode, IfBusy, Param,
+};
 use ahlt::store::ident::is_valid_ident;
 use ahlt::store::{self, NewEntity};
 use ahlt::test_app::TestApp;
 use ahlt::testing::{falkordb_url, unique_name};
-use falkordb::{FalkorClientBuilder, FalkorValue};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+
+/// Runs each named `async fn name<B: GraphBackend>(backend: &B)` as `falkordb::name`
+/// and `neo4j::name` (skipped, with a message, when `NEO4J_URI` is not set).
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod falkordb {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let backend = super::falkor_backend().await;
+                    super::$test(&backend).await;
+                }
+            )*
+        }
+
+        mod neo4j {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(backend) = ahlt::testing::neo4j_backend().await else {
+                        eprintln!("skipped: NEO4J_URI is not set");
+                        return;
+                    };
+                    super::$test(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    resync_projects_every_entity_and_relation_without_secrets,
+    second_resync_removes_exactly_what_was_deleted,
+    environments_with_colliding_ids_stay_separate,
+    hostile_text_round_trips_as_data,
+    resync_never_empties_the_graph_before_the_sweep,
+    delete_nodes_removes_them_with_their_relationships,
+    delete_edges_removes_exactly_the_referenced_relationships,
+    read_returns_scalars_lists_and_maps_in_column_order,
+    sweep_keeps_items_stamped_at_or_after_its_stamp,
+    resync_sweep_keeps_live_writes_made_during_the_resync,
+);
 
 #[tokio::test]
 async fn falkordb_test_server_round_trips_a_query() {
@@ -34,11 +83,20 @@ async fn falkordb_test_server_round_trips_a_query() {
     graph.delete().await.unwrap();
 }
 
-/// A backend on its own graph, so tests running in parallel never share one.
-async fn backend() -> FalkorBackend {
+/// A FalkorDB backend on its own graph, so tests running in parallel never share one.
+async fn falkor_backend() -> FalkorBackend {
     FalkorBackend::connect(&falkordb_url().await, &unique_name("graph"))
         .await
         .unwrap()
+}
+
+/// Removes everything a test wrote under these environments (Neo4j tests share one
+/// database; on FalkorDB each test has its own graph, removing is merely tidy).
+async fn clean_up<B: GraphBackend>(backend: &B, envs: &[&str]) {
+    for env in envs {
+        backend.sweep(env, i64::MAX).await.unwrap();
+        assert!(backend.nodes(env).await.unwrap().is_empty(), "{env}");
+    }
 }
 
 /// Properties as the graph holds them: secrets and nulls absent, lists of strings or
@@ -107,7 +165,7 @@ async fn expected(pool: &PgPool, env: &str) -> (Vec<GraphNode>, Vec<GraphEdge>) 
     (nodes, edges)
 }
 
-async fn assert_projection(pool: &PgPool, backend: &FalkorBackend, env: &str) {
+async fn assert_projection<B: GraphBackend>(pool: &PgPool, backend: &B, env: &str) {
     let (nodes, edges) = expected(pool, env).await;
     assert_eq!(backend.nodes(env).await.unwrap(), nodes);
     assert_eq!(backend.edges(env).await.unwrap(), edges);
@@ -131,8 +189,8 @@ async fn relation(pool: &PgPool, relation_type: &str, source: i64, target: i64) 
         .id
 }
 
-#[tokio::test]
-async fn resync_projects_every_entity_and_relation_without_secrets() {
+async fn resync_projects_every_entity_and_relation_without_secrets<B: GraphBackend>(backend: &B) {
+    let dev = unique_name("dev");
     let (app, _) = TestApp::with_demo().await;
     let pool = app.pool();
     // A hash that somehow landed in the EAV store is still never projected.
@@ -144,19 +202,18 @@ async fn resync_projects_every_entity_and_relation_without_secrets() {
             .property("title", "kept"),
     )
     .await;
-    let backend = backend().await;
 
-    let report = graph::resync(pool, &backend, "dev", IfBusy::Fail)
+    let report = graph::resync(pool, backend, &dev, IfBusy::Fail)
         .await
         .unwrap();
 
-    let (nodes, edges) = expected(pool, "dev").await;
+    let (nodes, edges) = expected(pool, &dev).await;
     assert!(edges.len() > 1, "the demo data has relations");
     assert_eq!(report.nodes, nodes.len() as u64);
     assert_eq!(report.edges, edges.len() as u64);
     assert_eq!(report.removed, 0);
-    assert_projection(pool, &backend, "dev").await;
-    let graph_nodes = backend.nodes("dev").await.unwrap();
+    assert_projection(pool, backend, &dev).await;
+    let graph_nodes = backend.nodes(&dev).await.unwrap();
     let planted = graph_nodes.iter().find(|n| n.id == planted).unwrap();
     assert_eq!(planted.properties.get("title"), Some(&json!("kept")));
     assert!(!planted.properties.contains_key("text"));
@@ -169,10 +226,11 @@ async fn resync_projects_every_entity_and_relation_without_secrets() {
         let text = format!("{node:?}");
         assert!(!text.contains("$argon2"), "{text}");
     }
+    clean_up(backend, &[&dev]).await;
 }
 
-#[tokio::test]
-async fn second_resync_removes_exactly_what_was_deleted() {
+async fn second_resync_removes_exactly_what_was_deleted<B: GraphBackend>(backend: &B) {
+    let dev = unique_name("dev");
     let app = TestApp::new().await;
     let pool = app.pool();
     let a = entity(pool, NewEntity::new("team", "a").property("size", 3)).await;
@@ -182,8 +240,7 @@ async fn second_resync_removes_exactly_what_was_deleted() {
     let ab = relation(pool, "graph_reports_to", a, b).await;
     relation(pool, "graph_reports_to", b, c).await;
     relation(pool, "graph_reports_to", c, a).await;
-    let backend = backend().await;
-    let first = graph::resync(pool, &backend, "dev", IfBusy::Fail)
+    let first = graph::resync(pool, backend, &dev, IfBusy::Fail)
         .await
         .unwrap();
     let seeded: i64 = sqlx::query_scalar("SELECT count(*) FROM entities")
@@ -199,26 +256,27 @@ async fn second_resync_removes_exactly_what_was_deleted() {
     store::delete_entity(&mut conn, c).await.unwrap();
     store::delete_property(&mut conn, a, "size").await.unwrap();
     drop(conn);
-    let second = graph::resync(pool, &backend, "dev", IfBusy::Fail)
+    let second = graph::resync(pool, backend, &dev, IfBusy::Fail)
         .await
         .unwrap();
 
     assert_eq!(second.nodes, first.nodes - 1);
     assert_eq!(second.edges, first.edges - 3);
     assert_eq!(second.removed, 4, "one node and three relationships");
-    assert_projection(pool, &backend, "dev").await;
+    assert_projection(pool, backend, &dev).await;
     let ids: Vec<i64> = backend
-        .nodes("dev")
+        .nodes(&dev)
         .await
         .unwrap()
         .iter()
         .map(|n| n.id)
         .collect();
     assert!(ids.contains(&a) && ids.contains(&b) && !ids.contains(&c));
+    clean_up(backend, &[&dev]).await;
 }
 
-#[tokio::test]
-async fn environments_with_colliding_ids_stay_separate() {
+async fn environments_with_colliding_ids_stay_separate<B: GraphBackend>(backend: &B) {
+    let (dev_env, prod_env) = (unique_name("dev"), unique_name("prod"));
     let dev = TestApp::new().await;
     let prod = TestApp::new().await;
     for app in [&dev, &prod] {
@@ -228,14 +286,13 @@ async fn environments_with_colliding_ids_stay_separate() {
         relation(app.pool(), "graph_knows", x, y).await;
     }
     entity(prod.pool(), NewEntity::new("team", "prod_only")).await;
-    let backend = backend().await;
-    graph::resync(prod.pool(), &backend, "prod", IfBusy::Fail)
+    graph::resync(prod.pool(), backend, &prod_env, IfBusy::Fail)
         .await
         .unwrap();
-    let prod_nodes = backend.nodes("prod").await.unwrap();
-    let prod_edges = backend.edges("prod").await.unwrap();
+    let prod_nodes = backend.nodes(&prod_env).await.unwrap();
+    let prod_edges = backend.edges(&prod_env).await.unwrap();
 
-    graph::resync(dev.pool(), &backend, "dev", IfBusy::Fail)
+    graph::resync(dev.pool(), backend, &dev_env, IfBusy::Fail)
         .await
         .unwrap();
     let mut conn = dev.pool().acquire().await.unwrap();
@@ -245,16 +302,17 @@ async fn environments_with_colliding_ids_stay_separate() {
         .unwrap();
     store::delete_entity(&mut conn, x).await.unwrap();
     drop(conn);
-    let report = graph::resync(dev.pool(), &backend, "dev", IfBusy::Fail)
+    let report = graph::resync(dev.pool(), backend, &dev_env, IfBusy::Fail)
         .await
         .unwrap();
 
     assert_eq!(report.removed, 2, "dev's x and its relationship");
-    assert_projection(dev.pool(), &backend, "dev").await;
-    assert_eq!(backend.nodes("prod").await.unwrap(), prod_nodes);
-    assert_eq!(backend.edges("prod").await.unwrap(), prod_edges);
-    assert_projection(prod.pool(), &backend, "prod").await;
+    assert_projection(dev.pool(), backend, &dev_env).await;
+    assert_eq!(backend.nodes(&prod_env).await.unwrap(), prod_nodes);
+    assert_eq!(backend.edges(&prod_env).await.unwrap(), prod_edges);
+    assert_projection(prod.pool(), backend, &prod_env).await;
     assert!(prod_nodes.iter().any(|n| n.name == "prod_only"));
+    clean_up(backend, &[&dev_env, &prod_env]).await;
 }
 
 const HOSTILE: &[&str] = &[
@@ -282,8 +340,8 @@ const HOSTILE: &[&str] = &[
     "CYPHER x=1",
 ];
 
-#[tokio::test]
-async fn hostile_text_round_trips_as_data() {
+async fn hostile_text_round_trips_as_data<B: GraphBackend>(backend: &B) {
+    let (dev, prod) = (unique_name("dev"), unique_name("prod"));
     let app = TestApp::new().await;
     let pool = app.pool();
     let mut ids = Vec::new();
@@ -300,18 +358,17 @@ async fn hostile_text_round_trips_as_data() {
     for pair in ids.windows(2) {
         relation(pool, "graph_cites", pair[0], pair[1]).await;
     }
-    let backend = backend().await;
-    let report = graph::resync(pool, &backend, "dev", IfBusy::Fail)
+    let report = graph::resync(pool, backend, &dev, IfBusy::Fail)
         .await
         .unwrap();
-    let (expected_nodes, expected_edges) = expected(pool, "dev").await;
+    let (expected_nodes, expected_edges) = expected(pool, &dev).await;
     assert_eq!(report.nodes, expected_nodes.len() as u64);
     assert_eq!(report.edges, expected_edges.len() as u64);
-    assert_projection(pool, &backend, "dev").await;
+    assert_projection(pool, backend, &dev).await;
 
     // Keys never come from Postgres unchecked, but the backend takes any key as data.
     let node = GraphNode {
-        env: "dev".into(),
+        env: dev.clone(),
         id: 1_000_000,
         entity_type: "note".into(),
         name: "hostile keys".into(),
@@ -323,14 +380,14 @@ async fn hostile_text_round_trips_as_data() {
             .collect(),
     };
     backend
-        .upsert_nodes("dev", 1, std::slice::from_ref(&node))
+        .upsert_nodes(&dev, 1, std::slice::from_ref(&node))
         .await
         .unwrap();
-    let nodes = backend.nodes("dev").await.unwrap();
+    let nodes = backend.nodes(&dev).await.unwrap();
     assert_eq!(nodes.len(), expected_nodes.len() + 1);
     assert_eq!(nodes.iter().find(|n| n.id == node.id), Some(&node));
-    assert!(backend.nodes("prod").await.unwrap().is_empty());
-    assert_eq!(backend.edges("dev").await.unwrap(), expected_edges);
+    assert!(backend.nodes(&prod).await.unwrap().is_empty());
+    assert_eq!(backend.edges(&dev).await.unwrap(), expected_edges);
 
     // Hostile labels and relationship types are refused before any query.
     for text in HOSTILE.iter().filter(|t| !is_valid_ident(t)) {
@@ -339,11 +396,11 @@ async fn hostile_text_round_trips_as_data() {
             ..node.clone()
         };
         assert!(matches!(
-            backend.upsert_nodes("dev", 1, &[bad]).await,
+            backend.upsert_nodes(&dev, 1, &[bad]).await,
             Err(GraphError::InvalidIdent(_))
         ));
         let bad = GraphEdge {
-            env: "dev".into(),
+            env: dev.clone(),
             id: 7,
             relation_type: text.to_string(),
             source_id: ids[0],
@@ -351,24 +408,25 @@ async fn hostile_text_round_trips_as_data() {
             properties: BTreeMap::new(),
         };
         assert!(matches!(
-            backend.upsert_edges("dev", 1, &[bad]).await,
+            backend.upsert_edges(&dev, 1, &[bad]).await,
             Err(GraphError::InvalidIdent(_))
         ));
     }
-    assert_eq!(backend.nodes("dev").await.unwrap(), nodes);
+    assert_eq!(backend.nodes(&dev).await.unwrap(), nodes);
+    clean_up(backend, &[&dev]).await;
 }
 
 /// Checks before every write of a resync that the previous projection is still whole.
-struct Observed<'a> {
-    inner: &'a FalkorBackend,
-    env: &'static str,
+struct Observed<'a, B> {
+    inner: &'a B,
+    env: String,
     before: Vec<GraphNode>,
     checks: std::sync::atomic::AtomicUsize,
 }
 
-impl Observed<'_> {
+impl<B: GraphBackend> Observed<'_, B> {
     async fn assert_previous_projection_intact(&self) {
-        let now = self.inner.nodes(self.env).await.unwrap();
+        let now = self.inner.nodes(&self.env).await.unwrap();
         for node in &self.before {
             assert!(
                 now.iter().any(|n| n.id == node.id),
@@ -381,7 +439,7 @@ impl Observed<'_> {
     }
 }
 
-impl GraphBackend for Observed<'_> {
+impl<B: GraphBackend> GraphBackend for Observed<'_, B> {
     async fn ensure_schema(&self) -> graph::GraphResult<()> {
         self.assert_previous_projection_intact().await;
         self.inner.ensure_schema().await
@@ -411,7 +469,7 @@ impl GraphBackend for Observed<'_> {
         self.inner.delete_nodes(env, ids).await
     }
 
-    async fn delete_edges(&self, env: &str, edges: &[graph::EdgeRef]) -> graph::GraphResult<u64> {
+    async fn delete_edges(&self, env: &str, edges: &[EdgeRef]) -> graph::GraphResult<u64> {
         self.inner.delete_edges(env, edges).await
     }
 
@@ -423,8 +481,8 @@ impl GraphBackend for Observed<'_> {
     async fn read(
         &self,
         cypher: &'static str,
-        params: Vec<(&'static str, graph::Param)>,
-    ) -> graph::GraphResult<Vec<Vec<serde_json::Value>>> {
+        params: Vec<(&'static str, Param)>,
+    ) -> graph::GraphResult<Vec<Vec<Value>>> {
         self.inner.read(cypher, params).await
     }
 
@@ -437,29 +495,371 @@ impl GraphBackend for Observed<'_> {
     }
 }
 
-#[tokio::test]
-async fn resync_never_empties_the_graph_before_the_sweep() {
+async fn resync_never_empties_the_graph_before_the_sweep<B: GraphBackend>(backend: &B) {
+    let dev = unique_name("dev");
     let (app, _) = TestApp::with_demo().await;
     let pool = app.pool();
-    let backend = backend().await;
-    graph::resync(pool, &backend, "dev", IfBusy::Fail)
+    graph::resync(pool, backend, &dev, IfBusy::Fail)
         .await
         .unwrap();
-    let before = backend.nodes("dev").await.unwrap();
+    let before = backend.nodes(&dev).await.unwrap();
     assert!(!before.is_empty());
 
     let observed = Observed {
-        inner: &backend,
-        env: "dev",
+        inner: backend,
+        env: dev.clone(),
         before,
         checks: Default::default(),
     };
-    let report = graph::resync(pool, &observed, "dev", IfBusy::Fail)
+    let report = graph::resync(pool, &observed, &dev, IfBusy::Fail)
         .await
         .unwrap();
 
     // ensure_schema, at least one node batch and one edge batch, and the sweep.
     assert!(observed.checks.into_inner() >= 4);
     assert_eq!(report.removed, 0);
-    assert_projection(pool, &backend, "dev").await;
+    assert_projection(pool, backend, &dev).await;
+    clean_up(backend, &[&dev]).await;
+}
+
+fn node(env: &str, id: i64, name: &str, properties: Value) -> GraphNode {
+    GraphNode {
+        env: env.into(),
+        id,
+        entity_type: "team".into(),
+        name: name.into(),
+        label: name.to_uppercase(),
+        is_active: id % 2 == 1,
+        properties: serde_json::from_value(properties).unwrap(),
+    }
+}
+
+fn edge(env: &str, id: i64, source_id: i64, target_id: i64) -> GraphEdge {
+    GraphEdge {
+        env: env.into(),
+        id,
+        relation_type: "graph_links".into(),
+        source_id,
+        target_id,
+        properties: BTreeMap::from([("weight".to_string(), json!(id))]),
+    }
+}
+
+/// Nodes 1, 2, 3 and relationships 10: 1->2, 11: 2->3, 12: 3->1, 13: 3->3 (a self-loop)
+/// under `env`, stamped `stamp`.
+async fn seed<B: GraphBackend>(
+    backend: &B,
+    env: &str,
+    stamp: i64,
+) -> (Vec<GraphNode>, Vec<GraphEdge>) {
+    let nodes = vec![
+        node(env, 1, "a", json!({"roles": ["vote", "chair"], "size": 3})),
+        node(env, 2, "b", json!({"ratio": 0.5, "meta": {"k": [1, "x"]}})),
+        node(env, 3, "c", json!({})),
+    ];
+    let edges = vec![
+        edge(env, 10, 1, 2),
+        edge(env, 11, 2, 3),
+        edge(env, 12, 3, 1),
+        edge(env, 13, 3, 3),
+    ];
+    backend.upsert_nodes(env, stamp, &nodes).await.unwrap();
+    backend.upsert_edges(env, stamp, &edges).await.unwrap();
+    let stored = |items: Vec<GraphNode>| -> Vec<GraphNode> {
+        items
+            .into_iter()
+            .map(|n| GraphNode {
+                properties: projected(n.properties),
+                ..n
+            })
+            .collect()
+    };
+    let nodes = stored(nodes);
+    assert_eq!(backend.nodes(env).await.unwrap(), nodes);
+    assert_eq!(backend.edges(env).await.unwrap(), edges);
+    (nodes, edges)
+}
+
+fn ids<T>(items: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
+    items.iter().map(id).collect()
+}
+
+async fn delete_nodes_removes_them_with_their_relationships<B: GraphBackend>(backend: &B) {
+    let (dev, prod) = (unique_name("dev"), unique_name("prod"));
+    let (prod_nodes, prod_edges) = seed(backend, &prod, 1).await;
+    seed(backend, &dev, 1).await;
+
+    assert_eq!(backend.delete_nodes(&dev, &[]).await.unwrap(), 0);
+    // Node 2 with 1->2 and 2->3; an unknown id is no error.
+    assert_eq!(backend.delete_nodes(&dev, &[2, 99]).await.unwrap(), 3);
+    assert_eq!(ids(&backend.nodes(&dev).await.unwrap(), |n| n.id), [1, 3]);
+    assert_eq!(ids(&backend.edges(&dev).await.unwrap(), |e| e.id), [12, 13]);
+    // Nodes 1 and 3 with 3->1 (between both) and the self-loop 3->3, each counted once.
+    assert_eq!(backend.delete_nodes(&dev, &[1, 3]).await.unwrap(), 4);
+    assert!(backend.nodes(&dev).await.unwrap().is_empty());
+    assert!(backend.edges(&dev).await.unwrap().is_empty());
+    assert_eq!(backend.delete_nodes(&dev, &[1]).await.unwrap(), 0);
+
+    // The same ids in another environment are untouched.
+    assert_eq!(backend.nodes(&prod).await.unwrap(), prod_nodes);
+    assert_eq!(backend.edges(&prod).await.unwrap(), prod_edges);
+    clean_up(backend, &[&dev, &prod]).await;
+}
+
+async fn delete_edges_removes_exactly_the_referenced_relationships<B: GraphBackend>(backend: &B) {
+    let (dev, prod) = (unique_name("dev"), unique_name("prod"));
+    let (prod_nodes, prod_edges) = seed(backend, &prod, 1).await;
+    let (nodes, _) = seed(backend, &dev, 1).await;
+
+    assert_eq!(backend.delete_edges(&dev, &[]).await.unwrap(), 0);
+    let refs = [
+        EdgeRef {
+            id: 10,
+            source_id: 1,
+        },
+        // Wrong source: relationships are found through their source node.
+        EdgeRef {
+            id: 11,
+            source_id: 1,
+        },
+        // Unknown id.
+        EdgeRef {
+            id: 99,
+            source_id: 2,
+        },
+        EdgeRef {
+            id: 13,
+            source_id: 3,
+        },
+    ];
+    assert_eq!(backend.delete_edges(&dev, &refs).await.unwrap(), 2);
+    assert_eq!(ids(&backend.edges(&dev).await.unwrap(), |e| e.id), [11, 12]);
+    assert_eq!(
+        backend
+            .delete_edges(
+                &dev,
+                &[EdgeRef {
+                    id: 11,
+                    source_id: 2
+                }]
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(ids(&backend.edges(&dev).await.unwrap(), |e| e.id), [12]);
+    // Nodes stay.
+    assert_eq!(backend.nodes(&dev).await.unwrap(), nodes);
+    assert_eq!(backend.nodes(&prod).await.unwrap(), prod_nodes);
+    assert_eq!(backend.edges(&prod).await.unwrap(), prod_edges);
+    clean_up(backend, &[&dev, &prod]).await;
+}
+
+async fn read_returns_scalars_lists_and_maps_in_column_order<B: GraphBackend>(backend: &B) {
+    let (dev, prod) = (unique_name("dev"), unique_name("prod"));
+    seed(backend, &dev, 1).await;
+    seed(backend, &prod, 1).await;
+
+    // Column names deliberately not in alphabetical order.
+    let rows = backend
+        .read(
+            "MATCH (n:Entity {env: $env}) WHERE n.id IN $ids AND n.name <> $skip \
+             RETURN n.id AS zeta, n.p_roles AS roles, \
+             {name: n.name, active: n.is_active, tags: $tags, ratio: n.p_ratio} AS info, \
+             n.p_missing AS missing \
+             ORDER BY n.id",
+            vec![
+                ("env", Param::Str(dev.clone())),
+                ("ids", Param::Ints(vec![1, 2, 3])),
+                ("skip", Param::Str("c".into())),
+                ("tags", Param::Strs(vec!["x".into(), "it's `y`".into()])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                json!(1),
+                json!(["vote", "chair"]),
+                json!({"name": "a", "active": true, "tags": ["x", "it's `y`"], "ratio": null}),
+                Value::Null,
+            ],
+            vec![
+                json!(2),
+                Value::Null,
+                json!({"name": "b", "active": false, "tags": ["x", "it's `y`"], "ratio": 0.5}),
+                Value::Null,
+            ],
+        ]
+    );
+
+    let rows = backend
+        .read(
+            "MATCH (n:Entity {env: $env}) WHERE n.is_active = $active \
+             WITH n ORDER BY n.id \
+             RETURN count(n) AS total, collect(n.name) AS names, $cap AS cap",
+            vec![
+                ("env", Param::Str(dev.clone())),
+                ("active", Param::Bool(true)),
+                ("cap", Param::Int(-5)),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec![json!(2), json!(["a", "c"]), json!(-5)]]);
+
+    // No rows.
+    let rows = backend
+        .read(
+            "MATCH (n:Entity {env: $env}) RETURN n.id AS id",
+            vec![("env", Param::Str(unique_name("nobody")))],
+        )
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+    clean_up(backend, &[&dev, &prod]).await;
+}
+
+async fn sweep_keeps_items_stamped_at_or_after_its_stamp<B: GraphBackend>(backend: &B) {
+    let (dev, prod) = (unique_name("dev"), unique_name("prod"));
+    let (prod_nodes, prod_edges) = seed(backend, &prod, 100).await;
+    let (nodes, edges) = seed(backend, &dev, 100).await;
+    // Rewritten later: node 1, node 3 and the relationship 3->1 between them, and the
+    // relationship 2->3 whose source node 2 stays old.
+    backend
+        .upsert_nodes(&dev, 300, &[nodes[0].clone(), nodes[2].clone()])
+        .await
+        .unwrap();
+    backend
+        .upsert_edges(&dev, 300, &[edges[1].clone(), edges[2].clone()])
+        .await
+        .unwrap();
+    // At exactly the stamp: kept.
+    backend
+        .upsert_edges(&dev, 200, &[edges[3].clone()])
+        .await
+        .unwrap();
+
+    // Node 2 (with 2->3, new but hanging on it) and 1->2.
+    assert_eq!(backend.sweep(&dev, 200).await.unwrap(), 3);
+    assert_eq!(ids(&backend.nodes(&dev).await.unwrap(), |n| n.id), [1, 3]);
+    assert_eq!(ids(&backend.edges(&dev).await.unwrap(), |e| e.id), [12, 13]);
+    assert_eq!(backend.sweep(&dev, 200).await.unwrap(), 0);
+    assert_eq!(backend.nodes(&prod).await.unwrap(), prod_nodes);
+    assert_eq!(backend.edges(&prod).await.unwrap(), prod_edges);
+    clean_up(backend, &[&dev, &prod]).await;
+}
+
+/// Writes a live change, stamped on the Postgres clock, in the middle of a resync (before
+/// its first relationship batch), as a concurrent sync would.
+struct LiveWriter<'a, B> {
+    inner: &'a B,
+    pool: &'a PgPool,
+    live: GraphNode,
+    written: std::sync::atomic::AtomicBool,
+}
+
+impl<B: GraphBackend> GraphBackend for LiveWriter<'_, B> {
+    async fn ensure_schema(&self) -> graph::GraphResult<()> {
+        self.inner.ensure_schema().await
+    }
+
+    async fn upsert_nodes(
+        &self,
+        env: &str,
+        stamp: i64,
+        nodes: &[GraphNode],
+    ) -> graph::GraphResult<()> {
+        self.inner.upsert_nodes(env, stamp, nodes).await
+    }
+
+    async fn upsert_edges(
+        &self,
+        env: &str,
+        stamp: i64,
+        edges: &[GraphEdge],
+    ) -> graph::GraphResult<()> {
+        if !self
+            .written
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let now: i64 = sqlx::query_scalar(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+            )
+            .fetch_one(self.pool)
+            .await
+            .unwrap();
+            assert!(now > stamp, "the live write comes after the resync's stamp");
+            self.inner
+                .upsert_nodes(env, now, std::slice::from_ref(&self.live))
+                .await?;
+        }
+        self.inner.upsert_edges(env, stamp, edges).await
+    }
+
+    async fn delete_nodes(&self, env: &str, ids: &[i64]) -> graph::GraphResult<u64> {
+        self.inner.delete_nodes(env, ids).await
+    }
+
+    async fn delete_edges(&self, env: &str, edges: &[EdgeRef]) -> graph::GraphResult<u64> {
+        self.inner.delete_edges(env, edges).await
+    }
+
+    async fn sweep(&self, env: &str, stamp: i64) -> graph::GraphResult<u64> {
+        self.inner.sweep(env, stamp).await
+    }
+
+    async fn read(
+        &self,
+        cypher: &'static str,
+        params: Vec<(&'static str, Param)>,
+    ) -> graph::GraphResult<Vec<Vec<Value>>> {
+        self.inner.read(cypher, params).await
+    }
+
+    async fn nodes(&self, env: &str) -> graph::GraphResult<Vec<GraphNode>> {
+        self.inner.nodes(env).await
+    }
+
+    async fn edges(&self, env: &str) -> graph::GraphResult<Vec<GraphEdge>> {
+        self.inner.edges(env).await
+    }
+}
+
+async fn resync_sweep_keeps_live_writes_made_during_the_resync<B: GraphBackend>(backend: &B) {
+    let dev = unique_name("dev");
+    let app = TestApp::new().await;
+    let pool = app.pool();
+    let a = entity(pool, NewEntity::new("team", "a")).await;
+    let b = entity(pool, NewEntity::new("team", "b")).await;
+    entity(pool, NewEntity::new("relation_type", "graph_reports_to")).await;
+    relation(pool, "graph_reports_to", a, b).await;
+    // Written before the resync and gone from Postgres since: swept.
+    let stale = node(&dev, 1_000_001, "stale", json!({}));
+    backend
+        .upsert_nodes(&dev, 1, std::slice::from_ref(&stale))
+        .await
+        .unwrap();
+    // Written while the resync runs, after its stamp: kept.
+    let live = node(&dev, 1_000_002, "live", json!({"note": "live"}));
+    let writer = LiveWriter {
+        inner: backend,
+        pool,
+        live: live.clone(),
+        written: Default::default(),
+    };
+
+    let report = graph::resync(pool, &writer, &dev, IfBusy::Fail)
+        .await
+        .unwrap();
+
+    assert!(writer.written.into_inner());
+    assert_eq!(report.removed, 1, "only the stale node");
+    let (mut expected_nodes, expected_edges) = expected(pool, &dev).await;
+    expected_nodes.push(live);
+    assert_eq!(backend.nodes(&dev).await.unwrap(), expected_nodes);
+    assert_eq!(backend.edges(&dev).await.unwrap(), expected_edges);
+    clean_up(backend, &[&dev]).await;
 }

@@ -3,13 +3,31 @@
 use serde_json::Value;
 
 use super::{
-    EdgeRef, FalkorBackend, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, Param,
+    EdgeRef, FalkorBackend, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult,
+    NEO4J_SCHEMES, Neo4jBackend, Param,
 };
 
 /// One of the supported graph servers, picked by [`Backend::connect`].
 #[derive(Debug, Clone)]
 pub enum Backend {
     Falkor(FalkorBackend),
+    Neo4j(Neo4jBackend),
+}
+
+/// The kind of server a graph URI names, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Falkor,
+    Neo4j,
+}
+
+fn kind_of(uri: &str) -> Option<Kind> {
+    let (scheme, _) = uri.split_once("://")?;
+    match scheme {
+        "falkor" | "falkors" => Some(Kind::Falkor),
+        scheme if NEO4J_SCHEMES.contains(&scheme) => Some(Kind::Neo4j),
+        _ => None,
+    }
 }
 
 /// Credentials given apart from the URI (GRAPH_USERNAME / GRAPH_PASSWORD).
@@ -30,18 +48,23 @@ impl std::fmt::Debug for Credentials {
 
 impl Backend {
     /// Connects to `uri`: `falkor://` or `falkors://` (FalkorDB, `graph_name` selects the
-    /// graph key).
+    /// graph key), or `bolt://`, `bolt+s://`, `bolt+ssc://`, `neo4j://`, `neo4j+s://`,
+    /// `neo4j+ssc://` (Neo4j: the server's default database, `graph_name` is ignored; see
+    /// [`Neo4jBackend`]). Credentials in the URI win over `credentials`. A Neo4j server is
+    /// asked to answer at once, so an unreachable one fails here.
     pub async fn connect(
         uri: &str,
         graph_name: &str,
         credentials: &Credentials,
     ) -> GraphResult<Backend> {
-        let scheme = uri.split_once("://").map(|(scheme, _)| scheme);
-        match scheme {
-            Some("falkor" | "falkors") => Ok(Backend::Falkor(
+        match kind_of(uri) {
+            Some(Kind::Falkor) => Ok(Backend::Falkor(
                 FalkorBackend::connect(&with_credentials(uri, credentials)?, graph_name).await?,
             )),
-            _ => Err(GraphError::UnsupportedUri(redact(uri))),
+            Some(Kind::Neo4j) => Ok(Backend::Neo4j(
+                Neo4jBackend::connect(uri, credentials).await?,
+            )),
+            None => Err(GraphError::UnsupportedUri(redact(uri))),
         }
     }
 }
@@ -79,6 +102,7 @@ macro_rules! dispatch {
     ($self:ident, $backend:ident => $call:expr) => {
         match $self {
             Backend::Falkor($backend) => $call,
+            Backend::Neo4j($backend) => $call,
         }
     };
 }
@@ -142,6 +166,50 @@ mod tests {
         let own = with_credentials("falkor://u:p@graph:6379", &creds).unwrap();
         assert_eq!(own, "falkor://u:p@graph:6379");
         assert!(!format!("{creds:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn schemes_pick_the_backend() {
+        for uri in ["falkor://graph:6379", "falkors://u:p@graph:6380"] {
+            assert_eq!(kind_of(uri), Some(Kind::Falkor), "{uri}");
+        }
+        for uri in [
+            "bolt://graph:7687",
+            "bolt+s://graph",
+            "bolt+ssc://u:p@graph",
+            "neo4j://graph",
+            "neo4j+s://graph:7687",
+            "neo4j+ssc://graph",
+        ] {
+            assert_eq!(kind_of(uri), Some(Kind::Neo4j), "{uri}");
+        }
+        for uri in [
+            "http://graph",
+            "redis://graph",
+            "bolt+x://graph",
+            "graph:7687",
+            "",
+        ] {
+            assert_eq!(kind_of(uri), None, "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_neo4j_fails_at_connect_without_the_password() {
+        let creds = Credentials {
+            username: Some("neo4j".into()),
+            password: Some("s3cret".into()),
+        };
+        for uri in ["bolt://127.0.0.1:1", "neo4j://u:hunter2@127.0.0.1:1"] {
+            let err = Backend::connect(uri, "ahlt", &creds).await.unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("127.0.0.1:1"), "{text}");
+            assert!(
+                !text.contains("s3cret") && !text.contains("hunter2"),
+                "{text}"
+            );
+            assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        }
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ mod backend;
 mod falkor;
 pub mod metrics;
 mod model;
+mod neo4j;
 mod projection;
 mod resync;
 pub mod sync;
@@ -29,6 +30,7 @@ pub use model::{
     ENTITY_LABEL, EdgeRef, GraphEdge, GraphNode, PropertyValue, decode_property_key,
     encode_property_key, is_secret, node_label, projected_properties, relationship_type,
 };
+pub use neo4j::{NEO4J_SCHEMES, Neo4jBackend};
 pub use projection::{Change, DEFAULT_QUEUE_CAPACITY, Notification, Projection};
 pub use resync::{IfBusy, ResyncReport, resync};
 
@@ -108,7 +110,9 @@ pub trait GraphBackend: Send + Sync {
 
     /// Runs a read-only query written in the Cypher both backends understand and returns
     /// its rows (scalars, lists and maps as JSON). The query text must be a constant;
-    /// everything variable travels in `params`.
+    /// everything variable travels in `params`. Alias every returned column
+    /// (`RETURN expr AS name`): Neo4j's driver gives rows as maps, and the column order is
+    /// recovered from the final `RETURN` clause.
     fn read(
         &self,
         cypher: &'static str,
