@@ -1,6 +1,7 @@
-//! The `ahlt` command line: `serve`, `migrate`, `seed-demo`, `graph resync`.
+//! The `ahlt` command line: `serve`, `migrate`, `seed-demo`, `graph resync|check|bench`.
 //!
 //! Exit status: 0 on success, 1 on any failure (message on stderr), 2 for usage errors.
+//! `graph check` follows diff(1): 0 identical, 1 different, 2 could not compare.
 
 use std::process::ExitCode;
 
@@ -52,6 +53,81 @@ pub enum GraphCommand {
         #[arg(long)]
         fail_if_running: bool,
     },
+    /// Compare this environment's graph projection with PostgreSQL and list the differences
+    /// (ids, fields and property keys; never values). Needs DATABASE_URL and GRAPH_URI.
+    /// Exit status: 0 identical, 1 different, 2 could not compare (e.g. a server unreachable).
+    Check {
+        #[command(flatten)]
+        graph: GraphArgs,
+        /// How many differences to list (all are counted).
+        #[arg(long, default_value_t = 20)]
+        max_differences: usize,
+    },
+    /// Benchmark the resync (not a test): seed a scratch database with generated entities
+    /// and relations, time a full resync against an upstream-style per-entity one, print
+    /// both side by side, and remove everything it wrote. Needs GRAPH_URI. Without
+    /// DATABASE_URL it runs a throwaway local PostgreSQL; with it, it creates and drops a
+    /// scratch database `ahlt_bench_<random>` on that server (needs CREATEDB), never
+    /// touching DATABASE_URL's own database.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Args)]
+pub struct BenchArgs {
+    /// Entities to generate (two properties each).
+    #[arg(long, default_value_t = 100_000)]
+    pub entities: u64,
+
+    /// Relations to generate between random pairs of the generated entities.
+    #[arg(long, default_value_t = 200_000)]
+    pub relations: u64,
+
+    /// Relations the per-entity baseline writes (it writes every entity); its time for
+    /// all relations is extrapolated from these, and the output says so.
+    #[arg(long, default_value_t = 2_000)]
+    pub baseline_relations: u64,
+
+    /// Environment to write to; must start with `bench-`. Default: a fresh `bench-<random>`.
+    /// (AHLT_ENV_NAME is deliberately not read: the bench never writes a real environment.)
+    #[arg(long, value_parser = parse_bench_env)]
+    pub env_name: Option<String>,
+
+    /// Graph server: falkor://host:6379 (FalkorDB) or bolt:// / neo4j:// (Neo4j, ours only).
+    #[arg(long, env = "GRAPH_URI", hide_env_values = true)]
+    pub graph_uri: String,
+
+    /// Graph user (unless the URI carries credentials).
+    #[arg(long, env = "GRAPH_USERNAME")]
+    pub graph_username: Option<String>,
+
+    /// Graph password (unless the URI carries credentials).
+    #[arg(long, env = "GRAPH_PASSWORD", hide_env_values = true)]
+    pub graph_password: Option<String>,
+
+    /// Graph (key) on the server for our run; the baseline uses a fresh one of its own.
+    #[arg(long, env = "GRAPH_NAME", default_value = crate::graph::DEFAULT_GRAPH_NAME)]
+    pub graph_name: String,
+}
+
+fn parse_bench_env(name: &str) -> Result<String, String> {
+    if name.starts_with("bench-") && name.len() > "bench-".len() {
+        Ok(name.to_string())
+    } else {
+        Err("must start with `bench-` (the bench never writes a real environment)".to_string())
+    }
+}
+
+impl BenchArgs {
+    /// Graph arguments for environment `env_name`.
+    pub fn graph_args(&self, env_name: String) -> GraphArgs {
+        GraphArgs {
+            graph_uri: self.graph_uri.clone(),
+            graph_username: self.graph_username.clone(),
+            graph_password: self.graph_password.clone(),
+            graph_name: self.graph_name.clone(),
+            env_name,
+        }
+    }
 }
 
 #[derive(Clone, Args)]
@@ -116,7 +192,23 @@ pub fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "ahlt failed");
             eprintln!("ahlt: {e:#}");
-            ExitCode::FAILURE
+            let status = e.downcast_ref::<ExitStatusError>().map_or(1, |e| e.status);
+            ExitCode::from(status)
         }
     }
 }
+
+/// A failure that ends the process with `status` instead of 1.
+#[derive(Debug)]
+pub struct ExitStatusError {
+    pub status: u8,
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for ExitStatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for ExitStatusError {}

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use sqlx::PgPool;
 
-use crate::cli::{Cli, Command, GraphArgs, GraphCommand};
+use crate::cli::{BenchArgs, Cli, Command, ExitStatusError, GraphArgs, GraphCommand};
 use crate::seed::SeedReport;
 use crate::server::EmbeddedDatabase;
 use crate::{db, graph, seed, telemetry};
@@ -63,7 +63,132 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             pool.close().await;
             result
         }
+        Command::Graph(GraphCommand::Check {
+            graph: args,
+            max_differences,
+        }) => graph_check(&cli.common.database_url, &args, max_differences).await,
+        Command::Graph(GraphCommand::Bench(args)) => {
+            let database_url = cli.common.database_url.as_deref().filter(|u| !u.is_empty());
+            graph_bench(database_url, &args).await
+        }
     }
+}
+
+/// Exit status 0 when the graph matches Postgres, 1 when it differs (listing the first
+/// `max_differences`), 2 when the two could not be compared.
+async fn graph_check(
+    database_url: &Option<String>,
+    args: &GraphArgs,
+    max_differences: usize,
+) -> anyhow::Result<()> {
+    let report = compare_graph(database_url, args)
+        .await
+        .map_err(|error| ExitStatusError {
+            status: 2,
+            error: error.context("cannot check the graph"),
+        })?;
+    let sizes = format!(
+        "PostgreSQL {} node(s) and {} relationship(s), graph {} and {}",
+        report.postgres_nodes, report.postgres_edges, report.graph_nodes, report.graph_edges
+    );
+    if report.is_consistent() {
+        println!(
+            "ahlt graph check: environment {:?}: the graph matches PostgreSQL ({sizes})",
+            args.env_name
+        );
+        return Ok(());
+    }
+    let (missing, unexpected, differing) = report.counts();
+    println!(
+        "ahlt graph check: environment {:?}: the graph DIFFERS from PostgreSQL: {missing} missing, \
+         {unexpected} unexpected, {differing} differing ({sizes})",
+        args.env_name
+    );
+    for difference in report.differences.iter().take(max_differences) {
+        println!("  {difference}");
+    }
+    if report.differences.len() > max_differences {
+        println!(
+            "  ... and {} more",
+            report.differences.len() - max_differences
+        );
+    }
+    bail!(
+        "the graph of environment {:?} differs from PostgreSQL in {} item(s); `ahlt graph resync` rewrites it",
+        args.env_name,
+        report.differences.len()
+    )
+}
+
+async fn compare_graph(
+    database_url: &Option<String>,
+    args: &GraphArgs,
+) -> anyhow::Result<graph::CheckReport> {
+    let url = require_database_url(database_url, "graph check")?;
+    if args.env_name.is_empty() {
+        bail!("AHLT_ENV_NAME must not be empty: it namespaces the graph");
+    }
+    let pool = db::connect(url, 2)
+        .await
+        .context("connecting to the database")?;
+    let result = async {
+        let status = db::schema_status(&pool).await?;
+        if !status.is_current() {
+            bail!("{status}");
+        }
+        let backend = args.connect().await?;
+        graph::check(&pool, &backend, &args.env_name)
+            .await
+            .context("comparing the graph with PostgreSQL")
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
+/// Seeds a scratch database (never DATABASE_URL's own), runs the bench, removes both.
+async fn graph_bench(database_url: Option<&str>, args: &BenchArgs) -> anyhow::Result<()> {
+    use graph::bench::{self, BenchOptions, GraphTarget, ScratchDatabase};
+    let env = args.env_name.clone().unwrap_or_else(bench::fresh_env_name);
+    let graph_args = args.graph_args(env.clone());
+    // Before creating any database: an unreachable graph fails fast.
+    let backend = graph_args.connect().await?;
+    let target = GraphTarget {
+        uri: args.graph_uri.clone(),
+        graph_name: args.graph_name.clone(),
+        credentials: graph_args.credentials(),
+    };
+    let options = BenchOptions {
+        entities: args.entities,
+        relations: args.relations,
+        env,
+        baseline_relations: args.baseline_relations,
+    };
+    let scratch = ScratchDatabase::create(database_url).await?;
+    println!(
+        "ahlt graph bench: scratch database {}, graph {:?} at {}",
+        scratch.name(),
+        args.graph_name,
+        graph::redact(&args.graph_uri)
+    );
+    let result = async {
+        let pool = db::connect(scratch.url(), 4)
+            .await
+            .context("connecting to the scratch database")?;
+        let result = async {
+            scratch.prepare(&pool).await?;
+            bench::run(&pool, &backend, &target, &options).await
+        }
+        .await;
+        pool.close().await;
+        result
+    }
+    .await;
+    let removed = scratch.remove().await;
+    let report = result?;
+    removed?;
+    print!("{report}");
+    Ok(())
 }
 
 /// Resyncs a database someone else migrates: refuse unless the schema is current.

@@ -345,3 +345,201 @@ async fn graph_resync_without_graph_uri_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("--graph-uri"), "{}", out.stderr);
 }
+
+fn graph_command(args: &[&str], database_url: &str, graph_uri: &str, graph_name: &str) -> Command {
+    let mut cmd = ahlt();
+    cmd.args(args)
+        .env("DATABASE_URL", database_url)
+        .env("GRAPH_URI", graph_uri)
+        .env("GRAPH_NAME", graph_name)
+        .env("AHLT_ENV_NAME", "ci");
+    cmd
+}
+
+#[tokio::test]
+async fn graph_check_exits_0_when_identical_and_1_on_differences() {
+    let db = TestDatabase::create().await;
+    assert!(migrate(db.url()).await.status.success());
+    let graph_uri = falkordb_url().await;
+    let graph_name = unique_name("cli_check");
+    let check = || graph_command(&["graph", "check"], db.url(), &graph_uri, &graph_name);
+    let resynced = run(&mut graph_command(
+        &["graph", "resync"],
+        db.url(),
+        &graph_uri,
+        &graph_name,
+    ))
+    .await;
+    assert!(resynced.status.success(), "{}", resynced.stderr);
+
+    let same = run(&mut check()).await;
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}{}",
+        same.stdout,
+        same.stderr
+    );
+    assert!(
+        same.stdout
+            .contains("environment \"ci\": the graph matches PostgreSQL"),
+        "{}",
+        same.stdout
+    );
+
+    let added: i64 = sqlx::query_scalar(
+        "INSERT INTO entities (entity_type, name) VALUES ('team', 'unsynced') RETURNING id",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE entities SET label = 'changed secretly' WHERE entity_type = 'role'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let differs = run(check().arg("--max-differences").arg("1")).await;
+    assert_eq!(
+        differs.status.code(),
+        Some(1),
+        "{}{}",
+        differs.stdout,
+        differs.stderr
+    );
+    assert!(
+        differs
+            .stdout
+            .contains("the graph DIFFERS from PostgreSQL: 1 missing, 0 unexpected"),
+        "{}",
+        differs.stdout
+    );
+    assert!(
+        differs.stdout.contains("  differing node "),
+        "{}",
+        differs.stdout
+    );
+    assert!(differs.stdout.contains("... and "), "{}", differs.stdout);
+    assert!(!differs.stdout.contains(&format!("missing node {added}")));
+    assert!(
+        !differs.stdout.contains("changed secretly"),
+        "{}",
+        differs.stdout
+    );
+    assert!(
+        differs.stderr.contains("differs from PostgreSQL in"),
+        "{}",
+        differs.stderr
+    );
+}
+
+#[tokio::test]
+async fn graph_check_exits_2_when_it_cannot_compare() {
+    let db = TestDatabase::create().await;
+    assert!(migrate(db.url()).await.status.success());
+    let closed_port = free_port();
+
+    let no_graph = run(&mut graph_command(
+        &["graph", "check"],
+        db.url(),
+        &format!("falkor://127.0.0.1:{closed_port}"),
+        "ahlt",
+    ))
+    .await;
+    assert_eq!(no_graph.status.code(), Some(2), "{}", no_graph.stderr);
+    assert!(
+        no_graph.stderr.contains("cannot check the graph")
+            && no_graph.stderr.contains("connecting to the graph"),
+        "{}",
+        no_graph.stderr
+    );
+
+    let no_database = run(&mut graph_command(
+        &["graph", "check"],
+        &format!("postgres://nobody@127.0.0.1:{closed_port}/ahlt"),
+        &falkordb_url().await,
+        "ahlt",
+    ))
+    .await;
+    assert_eq!(no_database.status.code(), Some(2), "{}", no_database.stderr);
+    assert!(
+        no_database.stderr.contains("cannot check the graph")
+            && no_database.stderr.contains("connecting to the database"),
+        "{}",
+        no_database.stderr
+    );
+}
+
+#[tokio::test]
+async fn graph_bench_runs_on_a_scratch_database_and_leaves_nothing_behind() {
+    // DATABASE_URL names a database the bench must leave alone (not even migrated here).
+    let db = TestDatabase::create().await;
+    let graph_uri = falkordb_url().await;
+    let graph_name = unique_name("cli_bench");
+    let out = run(ahlt()
+        .args(["graph", "bench", "--entities", "50", "--relations", "80"])
+        .args(["--baseline-relations", "20"])
+        .env("DATABASE_URL", db.url())
+        .env("GRAPH_URI", &graph_uri)
+        .env("GRAPH_NAME", &graph_name)
+        .env("AHLT_ENV_NAME", "prod"))
+    .await;
+    assert!(out.status.success(), "{}{}", out.stdout, out.stderr);
+    for expected in [
+        "entities (nodes)",
+        "(baseline: sample of 20)",
+        "graph check after our resync: identical to PostgreSQL",
+        "target >= 20000 entities/s",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "{expected:?} in {}",
+            out.stdout
+        );
+    }
+    let scratch = out
+        .stdout
+        .split_once("scratch database ")
+        .and_then(|(_, rest)| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no scratch database in {}", out.stdout));
+    assert!(scratch.starts_with("ahlt_bench_"), "{scratch}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(scratch)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the scratch database is dropped");
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(tables, 0, "DATABASE_URL's own database is untouched");
+    let backend = FalkorBackend::connect(&graph_uri, &graph_name)
+        .await
+        .unwrap();
+    assert!(backend.nodes("prod").await.unwrap().is_empty());
+    let env = out
+        .stdout
+        .split_once("ours in environment \"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .unwrap();
+    assert!(env.starts_with("bench-"), "{env}");
+    assert!(
+        backend.nodes(env).await.unwrap().is_empty(),
+        "the bench's nodes are removed"
+    );
+}
+
+#[tokio::test]
+async fn graph_bench_refuses_an_environment_not_named_bench() {
+    let out = run(ahlt()
+        .args(["graph", "bench", "--env-name", "prod"])
+        .env("GRAPH_URI", "falkor://127.0.0.1:1"))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("must start with `bench-`"),
+        "{}",
+        out.stderr
+    );
+}

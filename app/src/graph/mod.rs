@@ -12,6 +12,8 @@
 //! sweeps items stamped earlier, so live changes written meanwhile survive the sweep.
 
 mod backend;
+pub mod bench;
+mod check;
 mod falkor;
 pub mod metrics;
 mod model;
@@ -25,6 +27,7 @@ use std::future::Future;
 use serde_json::Value;
 
 pub use backend::{Backend, Credentials, redact};
+pub use check::{CheckReport, Difference, Field, Item, check};
 pub use falkor::{DEFAULT_GRAPH_NAME, FalkorBackend};
 pub use model::{
     ENTITY_LABEL, EdgeRef, GraphEdge, GraphNode, PropertyValue, decode_property_key,
