@@ -141,7 +141,7 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
                 env,
                 &current,
                 generation,
-                Outcome::Reconciled(progress),
+                Outcome::Reconciled(Box::new(progress)),
                 now,
             )
             .await?;
@@ -163,7 +163,7 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
         env,
         &current,
         generation,
-        Outcome::Reconciled(progress),
+        Outcome::Reconciled(Box::new(progress)),
         now,
     )
     .await?;

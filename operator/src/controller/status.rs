@@ -95,8 +95,8 @@ pub enum Outcome {
     },
     /// `spec.suspend`: nothing was changed.
     Suspended,
-    /// A full pass (possibly stopped at the database step).
-    Reconciled(Progress),
+    /// A full pass (possibly stopped at the database step). Boxed: it is by far the largest.
+    Reconciled(Box<Progress>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -662,7 +662,7 @@ mod tests {
     fn reconciled(generation: i64, p: Progress) -> Observations {
         Observations {
             generation,
-            outcome: Outcome::Reconciled(p),
+            outcome: Outcome::Reconciled(Box::new(p)),
         }
     }
 
