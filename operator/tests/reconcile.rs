@@ -1193,3 +1193,24 @@ async fn without_a_graph_no_resync_job_runs_and_graph_synced_is_not_configured()
     assert!(world.status.get("graph").is_none());
     assert!(world.resync_job.is_none());
 }
+
+#[tokio::test]
+async fn after_an_image_bump_graph_synced_waits_for_the_new_image() {
+    let world = graph_synced_world().await;
+    let env = with_status(with_finalizer(graph_env(2, "2")), &world.status);
+    let status = graph_pass(env, &world, IMAGE_2, move |mut api, env| async move {
+        api.expect("PATCH", &apply_uri("batch/v1", "jobs", &job_name(IMAGE_2)))
+            .await
+            .echo();
+        // No resync for image 1 again, none for image 2 before its pods are available.
+        let status = status_patch(&mut api, &env).await;
+        (api, Some(status))
+    })
+    .await;
+    assert_eq!(
+        cond(&status, "GraphSynced"),
+        ("False".into(), "Pending".into(), 2)
+    );
+    assert!(message(&status, "GraphSynced").contains(IMAGE_2));
+    assert_eq!(status["graph"]["lastResyncImage"], IMAGE_1);
+}

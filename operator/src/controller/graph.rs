@@ -39,7 +39,7 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     NotConfigured,
-    /// A resync is wanted but nothing serves yet.
+    /// A resync waits for the spec's image to serve (or for any image to serve).
     WaitingForRollout,
     /// What is asked for has been served (or nothing is asked for).
     UpToDate,
@@ -78,7 +78,13 @@ pub fn plan(env: &ValidatedEnv, serving: Option<&str>, last: Option<&GraphStatus
     };
     let new_image = graph.resync_on_rollout && last.last_resync_image.as_deref() != Some(image);
     if !new_request && !new_image {
-        return Plan::UpToDate;
+        // Mid-rollout the old image's resync is not "synced" for the new generation: a
+        // `kubectl wait --for=condition=GraphSynced` after a bump must not pass on it.
+        return if graph.resync_on_rollout && image != env.image {
+            Plan::WaitingForRollout
+        } else {
+            Plan::UpToDate
+        };
     }
     let request = graph.resync_request.clone();
     Plan::Run(Target {
@@ -165,7 +171,11 @@ pub async fn step(
     let serving = serving_image(current, workload);
     let target = match plan(env, serving.as_deref(), current.graph.as_ref()) {
         Plan::NotConfigured => return Ok(GraphObservation::NotConfigured),
-        Plan::WaitingForRollout => return Ok(GraphObservation::WaitingForRollout),
+        Plan::WaitingForRollout => {
+            return Ok(GraphObservation::WaitingForRollout {
+                image: env.image.clone(),
+            });
+        }
         Plan::UpToDate => return Ok(GraphObservation::UpToDate),
         Plan::Run(target) => target,
     };
@@ -208,6 +218,7 @@ mod tests {
 
     fn with_graph(resync_on_rollout: bool, request: Option<&str>) -> ValidatedEnv {
         let mut env = full();
+        env.image = I1.into();
         let graph = env.graph.as_mut().expect("full() has a graph");
         graph.resync_on_rollout = resync_on_rollout;
         graph.resync_request = request.map(str::to_owned);
@@ -247,6 +258,16 @@ mod tests {
             plan(&env, Some(I2), Some(&done)),
             Plan::Run(target(I2, None))
         );
+    }
+
+    #[test]
+    fn mid_rollout_the_old_images_resync_does_not_count() {
+        let mut env = with_graph(true, None);
+        env.image = I2.into();
+        let done = served(I1, None);
+        assert_eq!(plan(&env, Some(I1), Some(&done)), Plan::WaitingForRollout);
+        env.graph.as_mut().unwrap().resync_on_rollout = false;
+        assert_eq!(plan(&env, Some(I1), Some(&done)), Plan::UpToDate);
     }
 
     #[test]

@@ -159,8 +159,8 @@ pub enum GraphObservation {
     NotConfigured,
     /// The pass stopped before the graph step: the condition keeps what it said.
     Unobserved,
-    /// A resync is wanted, but no image serves yet.
-    WaitingForRollout,
+    /// A resync waits for `image` (the spec's) to serve.
+    WaitingForRollout { image: String },
     /// Nothing to run: the last resync (if any) covers what is asked for.
     UpToDate,
     /// The resync Job for `image` and `request` runs.
@@ -455,10 +455,10 @@ fn graph_condition<'a>(next: &AhltEnvironmentStatus, g: &GraphObservation) -> Co
                 "the graph resync waits for the database".into(),
             ),
         },
-        GraphObservation::WaitingForRollout => update(
+        GraphObservation::WaitingForRollout { image } => update(
             "False",
             reason::PENDING,
-            "the graph is resynced once an image serves".into(),
+            format!("the graph is resynced once {image} serves"),
         ),
         // Succeeded is already recorded in `next.graph`.
         GraphObservation::UpToDate | GraphObservation::Succeeded { .. } => match &next.graph {
@@ -1057,7 +1057,9 @@ mod tests {
             (c.status, c.reason)
         };
         assert_eq!(
-            reason_for(GraphObservation::WaitingForRollout),
+            reason_for(GraphObservation::WaitingForRollout {
+                image: "r/ahlt:2".into()
+            }),
             ("False".into(), reason::PENDING.into())
         );
         assert_eq!(
