@@ -12,10 +12,11 @@
 //! - `WorkloadAvailable`: the Deployment's current template is fully rolled out and available.
 //! - `IngressReady`: True/`NotRequested` without `spec.ingress`, True/`Configured` once applied.
 //! - `GraphSynced`: True/`NotConfigured` without `spec.graph`. With a graph: False/`Pending`
-//!   until an image serves, False/`Resyncing` while the resync Job runs, True/`Synced` once
-//!   the serving image (and the latest `resyncRequest`) was resynced, False/`ResyncFailed` or
-//!   False/`CredentialsMissing` with the cause, Unknown/`NotRequested` when no resync was ever
-//!   asked for (`resyncOnRollout: false`, no `resyncRequest`).
+//!   until the spec's image serves (never the previous image's resync), False/`Resyncing`
+//!   while the resync Job runs, True/`Synced` once the serving image (and the latest
+//!   `resyncRequest`) was resynced, False/`ResyncFailed` or False/`CredentialsMissing` with
+//!   the cause, Unknown/`NotRequested` when no resync was ever asked for
+//!   (`resyncOnRollout: false`, no `resyncRequest`).
 //!
 //! `Ready` does not wait for `GraphSynced`: the app answers graph queries from PostgreSQL
 //! while the graph is unavailable or stale, so a broken graph must not block deploys.
