@@ -460,14 +460,23 @@ pub struct DatabaseStatus {
     pub secret_name: String,
 }
 
-/// The last graph resync.
+/// The last graph resync: what it served, so a resync runs once per image and request even
+/// after its Job has been garbage-collected.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphStatus {
-    /// The spec.graph.resyncRequest value the last resync served.
+    /// The spec.graph.resyncRequest value the last successful resync served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_resync_request: Option<String>,
-    /// When the last resync finished (RFC 3339).
+    /// When the last successful resync finished (RFC 3339; the Job's completionTime).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_resync_time: Option<String>,
+    /// The image the last successful resync ran with. With resyncOnRollout, a resync runs
+    /// when status.image differs from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_resync_image: Option<String>,
+    /// The resync Job that failed last. It is not created again, even once garbage-collected;
+    /// a new spec.graph.resyncRequest or a new image starts a new Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_job: Option<String>,
 }

@@ -97,4 +97,14 @@ mod tests {
         assert_ne!(a, migration_job("dev", "registry.example/ahlt:abd"));
         assert!(migration_job(&"x".repeat(40), "i:t").len() <= 63);
     }
+
+    #[test]
+    fn resync_job_names_differ_per_image_and_request_and_fit_the_name_limit() {
+        let a = resync_job("dev", "r/ahlt:1", "");
+        assert_eq!(a, resync_job("dev", "r/ahlt:1", ""));
+        assert_ne!(a, resync_job("dev", "r/ahlt:2", ""));
+        assert_ne!(a, resync_job("dev", "r/ahlt:1", "r1"));
+        assert_ne!(a, migration_job("dev", "r/ahlt:1"));
+        assert!(resync_job(&"x".repeat(40), &"i".repeat(500), &"r".repeat(253)).len() <= 63);
+    }
 }

@@ -23,7 +23,12 @@ struct World {
     deployment: Option<Value>,
     service: Option<Value>,
     ingress: Option<Value>,
+    /// The graph resync Job.
+    resync_job: Option<Value>,
 }
+
+/// Builds the AhltEnvironment of a scenario for a generation and image tag.
+type EnvAt = fn(i64, &str) -> Value;
 
 fn job_name(image: &str) -> String {
     names::migration_job(NAME, image)
@@ -94,9 +99,13 @@ fn rolled_out(mut deployment: Value) -> Value {
 
 /// Pass 1: a brand-new environment.
 async fn first_creation() -> (World, Arc<FakeProvisioner>) {
+    first_creation_of(env).await
+}
+
+async fn first_creation_of(env_at: EnvAt) -> (World, Arc<FakeProvisioner>) {
     let db = Arc::new(FakeProvisioner::default());
     let (ctx, handle) = context(db.clone());
-    let env = env(1, "1");
+    let env = env_at(1, "1");
     let seen = Arc::new(std::sync::Mutex::new(World::default()));
     let out = seen.clone();
     let env2 = env.clone();
@@ -225,10 +234,14 @@ async fn first_creation_provisions_and_runs_migrations_before_any_deployment() {
 }
 
 /// Pass 2: the migration Job of image 1 succeeded.
-async fn migrations_succeeded(mut world: World) -> World {
+async fn migrations_succeeded(world: World) -> World {
+    migrations_succeeded_of(world, env).await
+}
+
+async fn migrations_succeeded_of(mut world: World, env_at: EnvAt) -> World {
     let db = Arc::new(FakeProvisioner::default());
     let (ctx, handle) = context(db.clone());
-    let env = with_status(with_finalizer(env(1, "1")), &world.status);
+    let env = with_status(with_finalizer(env_at(1, "1")), &world.status);
     world.job = world.job.map(succeeded);
     let before = world.clone();
     let env2 = env.clone();
@@ -746,4 +759,458 @@ async fn invalid_spec_sets_ready_false_with_the_reason_and_waits() {
     .await;
     assert_eq!(result.unwrap(), Action::await_change());
     assert!(db.calls().is_empty());
+}
+
+// Graph resync (issue 4): one `ahlt graph resync` Job per serving image and request.
+
+const CREDENTIALS: &str = "neo4j-credentials";
+const GRAPH_URI: &str = "bolt://neo4j.infra:7687";
+const DONE_1: &str = "2024-05-01T10:00:00Z";
+const DONE_2: &str = "2024-05-02T11:30:00Z";
+
+fn graph_env(generation: i64, tag: &str) -> Value {
+    let mut env = env(generation, tag);
+    env["spec"]["graph"] = json!({"uri": GRAPH_URI, "credentialsSecretRef": {"name": CREDENTIALS}});
+    env
+}
+
+/// The graph environment at generation 2 with `spec.graph.resyncRequest`.
+fn graph_env_requesting(request: &str, status: &Value) -> Value {
+    let mut env = with_status(with_finalizer(graph_env(2, "1")), status);
+    env["spec"]["graph"]["resyncRequest"] = json!(request);
+    env
+}
+
+fn graph_credentials() -> Value {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": CREDENTIALS, "namespace": NS},
+        "data": {"username": b64("neo4j"), "password": b64("graph-pw")},
+    })
+}
+
+fn resync_name(image: &str, request: &str) -> String {
+    names::resync_job(NAME, image, request)
+}
+
+fn resync_uri(image: &str, request: &str) -> String {
+    uri("batch/v1", "jobs", &resync_name(image, request))
+}
+
+/// The graph step creating a Job: it looks for the Job, checks the credentials Secret and
+/// applies the Job. Returns the Job as applied.
+async fn resync_created(api: &mut ApiServer, image: &str, request: &str) -> Value {
+    api.get(&resync_uri(image, request), None).await;
+    api.get(
+        &uri("v1", "secrets", CREDENTIALS),
+        Some(&graph_credentials()),
+    )
+    .await;
+    api.expect(
+        "PATCH",
+        &apply_uri("batch/v1", "jobs", &resync_name(image, request)),
+    )
+    .await
+    .echo()
+}
+
+async fn expect_event(api: &mut ApiServer, type_: &str, reason: &str) -> Value {
+    let event = api.expect("POST", &events_uri()).await;
+    assert_eq!(
+        (event.body["type"].as_str(), event.body["reason"].as_str()),
+        (Some(type_), Some(reason)),
+        "event {}",
+        event.body
+    );
+    let body = event.body.clone();
+    event.respond(body.clone());
+    body
+}
+
+fn completed(mut job: Value, at: &str) -> Value {
+    job["status"] = json!({"succeeded": 1, "completionTime": at});
+    job
+}
+
+fn message(status: &Value, type_: &str) -> String {
+    condition(status, type_)["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Runs one pass of `env` against `world`: Ready=False/Progressing first when `env` is a new
+/// generation, the reads, then `script`. Returns the status `script` saw written, or the
+/// env's status when none was.
+async fn graph_pass<F, Fut>(env: Value, world: &World, image: &str, script: F) -> Value
+where
+    F: FnOnce(ApiServer, Value) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = (ApiServer, Option<Value>)> + Send + 'static,
+{
+    let (ctx, handle) = context(Arc::new(FakeProvisioner::default()));
+    let before = world.clone();
+    let image = image.to_owned();
+    let env2 = env.clone();
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let out = seen.clone();
+    let new_generation = env["metadata"]["generation"] != env["status"]["observedGeneration"];
+    scenario(&env, ctx, handle, move |mut api| async move {
+        if new_generation {
+            let progressing = status_patch(&mut api, &env2).await;
+            assert_eq!(cond(&progressing, "Ready").1, "Progressing");
+        }
+        reads(&mut api, &before, &image).await;
+        let (api, status) = script(api, env2).await;
+        *out.lock().unwrap() = status;
+        api
+    })
+    .await
+    .expect("pass succeeds");
+    let written = seen.lock().unwrap().clone();
+    written.unwrap_or_else(|| env["status"].clone())
+}
+
+/// Passes 1-3 with a graph; pass 3 (pods of image 1 available) starts the rollout resync.
+async fn graph_rollout_world() -> World {
+    let (world, _) = first_creation_of(graph_env).await;
+    assert_eq!(
+        cond(&world.status, "GraphSynced"),
+        ("False".into(), "Pending".into(), 1),
+        "no image serves yet"
+    );
+    assert_eq!(
+        world.config_map.as_ref().unwrap()["data"]["GRAPH_URI"],
+        GRAPH_URI
+    );
+    let mut world = migrations_succeeded_of(world, graph_env).await;
+    assert_eq!(
+        cond(&world.status, "GraphSynced"),
+        ("False".into(), "Pending".into(), 1),
+        "the new pods are not available yet"
+    );
+
+    world.deployment = world.deployment.map(rolled_out);
+    let env = with_status(with_finalizer(graph_env(1, "1")), &world.status);
+    let job = Arc::new(std::sync::Mutex::new(Value::Null));
+    let created = job.clone();
+    world.status = graph_pass(env, &world, IMAGE_1, move |mut api, env| async move {
+        *created.lock().unwrap() = resync_created(&mut api, IMAGE_1, "").await;
+        let status = status_patch(&mut api, &env).await;
+        expect_event(&mut api, "Normal", "Ready").await;
+        (api, Some(status))
+    })
+    .await;
+    world.resync_job = Some(job.lock().unwrap().clone());
+    world
+}
+
+#[tokio::test]
+async fn rollout_triggered_resync_creates_one_job_with_the_serving_image() {
+    let world = graph_rollout_world().await;
+    let job = world.resync_job.as_ref().unwrap();
+    assert_eq!(job["metadata"]["name"], resync_name(IMAGE_1, "").as_str());
+    assert_eq!(labels(job)["app.kubernetes.io/component"], "graph-resync");
+    assert_eq!(labels(job)["app.kubernetes.io/managed-by"], "ahlt-operator");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], "uid-dev");
+    assert_eq!(job["metadata"]["annotations"]["ahlt.io/image"], IMAGE_1);
+    assert_eq!(job["metadata"]["annotations"]["ahlt.io/resync-request"], "");
+    assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 86_400);
+    let pod = &job["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], IMAGE_1);
+    assert_eq!(container["args"], json!(["graph", "resync"]));
+    assert_eq!(pod["restartPolicy"], "Never");
+    // GRAPH_URI through the ConfigMap, the credentials from the Secret, nothing inline.
+    assert_eq!(
+        container["envFrom"],
+        json!([{"configMapRef": {"name": "dev-config", "optional": false}}])
+    );
+    let from_secret = |name: &str| {
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {container}"))["valueFrom"]["secretKeyRef"]
+            .clone()
+    };
+    assert_eq!(
+        from_secret("GRAPH_USERNAME"),
+        json!({"name": CREDENTIALS, "key": "username", "optional": false})
+    );
+    assert_eq!(
+        from_secret("GRAPH_PASSWORD"),
+        json!({"name": CREDENTIALS, "key": "password", "optional": false})
+    );
+    assert_eq!(
+        from_secret("DATABASE_URL"),
+        json!({"name": "dev-db", "key": "DATABASE_URL", "optional": false})
+    );
+    assert!(!job.to_string().contains("graph-pw"));
+
+    let s = &world.status;
+    assert_eq!(
+        cond(s, "GraphSynced"),
+        ("False".into(), "Resyncing".into(), 1)
+    );
+    assert!(message(s, "GraphSynced").contains(IMAGE_1));
+    assert_eq!(
+        cond(s, "Ready"),
+        ("True".into(), "Available".into(), 1),
+        "Ready does not wait for the graph"
+    );
+    assert!(s.get("graph").is_none());
+
+    // While it runs: one GET of the Job, no second Job, no write.
+    let env = with_status(with_finalizer(graph_env(1, "1")), s);
+    let job = job.clone();
+    graph_pass(env, &world, IMAGE_1, move |mut api, _| async move {
+        api.get(&resync_uri(IMAGE_1, ""), Some(&job)).await;
+        (api, None)
+    })
+    .await;
+}
+
+/// Pass 4: the rollout resync succeeded.
+async fn graph_synced_world() -> World {
+    let mut world = graph_rollout_world().await;
+    let done = completed(world.resync_job.clone().unwrap(), DONE_1);
+    let env = with_status(with_finalizer(graph_env(1, "1")), &world.status);
+    world.status = graph_pass(env, &world, IMAGE_1, move |mut api, env| async move {
+        api.get(&resync_uri(IMAGE_1, ""), Some(&done)).await;
+        // GraphSynced turning True is no event; Ready already was.
+        let status = status_patch(&mut api, &env).await;
+        (api, Some(status))
+    })
+    .await;
+    world
+}
+
+#[tokio::test]
+async fn succeeded_resync_records_the_image_and_time_and_a_vanished_job_is_not_rerun() {
+    let mut world = graph_synced_world().await;
+    let s = &world.status;
+    assert_eq!(
+        s["graph"],
+        json!({"lastResyncImage": IMAGE_1, "lastResyncTime": DONE_1})
+    );
+    assert_eq!(cond(s, "GraphSynced"), ("True".into(), "Synced".into(), 1));
+    assert!(message(s, "GraphSynced").contains(IMAGE_1));
+
+    // ttlSecondsAfterFinished removed the Job: status remembers, so only the reads.
+    world.resync_job = None;
+    let env = with_status(with_finalizer(graph_env(1, "1")), &world.status);
+    let after = graph_pass(env, &world, IMAGE_1, |api, _| async move { (api, None) }).await;
+    assert_eq!(&after, &world.status);
+}
+
+#[tokio::test]
+async fn a_new_resync_request_runs_a_new_job_and_is_echoed_when_it_succeeds() {
+    let world = graph_synced_world().await;
+    let request = "2024-05-02";
+    let env = graph_env_requesting(request, &world.status);
+    let job = Arc::new(std::sync::Mutex::new(Value::Null));
+    let created = job.clone();
+    let status = graph_pass(env, &world, IMAGE_1, move |mut api, env| async move {
+        *created.lock().unwrap() = resync_created(&mut api, IMAGE_1, request).await;
+        let status = status_patch(&mut api, &env).await;
+        expect_event(&mut api, "Normal", "Ready").await;
+        (api, Some(status))
+    })
+    .await;
+    let job = job.lock().unwrap().clone();
+    assert_ne!(resync_name(IMAGE_1, request), resync_name(IMAGE_1, ""));
+    assert_eq!(
+        job["metadata"]["annotations"]["ahlt.io/resync-request"],
+        request
+    );
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        IMAGE_1
+    );
+    assert_eq!(
+        cond(&status, "GraphSynced"),
+        ("False".into(), "Resyncing".into(), 2)
+    );
+    assert!(message(&status, "GraphSynced").contains(request));
+    assert_eq!(
+        status["graph"]["lastResyncRequest"],
+        Value::Null,
+        "echoed only once it succeeded"
+    );
+
+    let done = completed(job, DONE_2);
+    let env = graph_env_requesting(request, &status);
+    let status = graph_pass(env, &world, IMAGE_1, move |mut api, env| async move {
+        api.get(&resync_uri(IMAGE_1, request), Some(&done)).await;
+        let status = status_patch(&mut api, &env).await;
+        (api, Some(status))
+    })
+    .await;
+    assert_eq!(
+        status["graph"],
+        json!({"lastResyncImage": IMAGE_1, "lastResyncRequest": request, "lastResyncTime": DONE_2})
+    );
+    assert_eq!(
+        cond(&status, "GraphSynced"),
+        ("True".into(), "Synced".into(), 2)
+    );
+    assert!(message(&status, "GraphSynced").contains(request));
+}
+
+#[tokio::test]
+async fn a_failed_resync_warns_once_and_is_not_rerun() {
+    let world = graph_synced_world().await;
+    let request = "r2";
+    let mut failed = world.resync_job.clone().unwrap();
+    failed["metadata"]["name"] = json!(resync_name(IMAGE_1, request));
+    failed["status"] = json!({"failed": 3, "conditions": [{
+        "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+        "message": "Job has reached the specified backoff limit"}]});
+    let env = graph_env_requesting(request, &world.status);
+    let job = failed.clone();
+    let status = graph_pass(env, &world, IMAGE_1, move |mut api, env| async move {
+        api.get(&resync_uri(IMAGE_1, request), Some(&job)).await;
+        let status = status_patch(&mut api, &env).await;
+        let ready = expect_event(&mut api, "Normal", "Ready").await;
+        assert_eq!(ready["regarding"]["name"], NAME);
+        let warning = expect_event(&mut api, "Warning", "ResyncFailed").await;
+        assert!(
+            warning["note"]
+                .as_str()
+                .unwrap()
+                .contains("BackoffLimitExceeded")
+        );
+        (api, Some(status))
+    })
+    .await;
+    assert_eq!(
+        cond(&status, "GraphSynced"),
+        ("False".into(), "ResyncFailed".into(), 2)
+    );
+    assert!(
+        message(&status, "GraphSynced").contains("Job has reached the specified backoff limit")
+    );
+    assert_eq!(
+        cond(&status, "Ready"),
+        ("True".into(), "Available".into(), 2)
+    );
+    assert_eq!(
+        status["graph"]["failedJob"],
+        resync_name(IMAGE_1, request).as_str()
+    );
+    assert_eq!(
+        status["graph"]["lastResyncTime"], DONE_1,
+        "the last success stays"
+    );
+
+    // The same failure on the next pass: no write, no event, no new Job.
+    let env = graph_env_requesting(request, &status);
+    let job = failed.clone();
+    let again = graph_pass(env, &world, IMAGE_1, move |mut api, _| async move {
+        api.get(&resync_uri(IMAGE_1, request), Some(&job)).await;
+        (api, None)
+    })
+    .await;
+    assert_eq!(again, status);
+
+    // Garbage-collected: still not rerun (no credentials read, no Job); the message says
+    // where the Job went, without a second event.
+    let env = graph_env_requesting(request, &status);
+    let gone = graph_pass(env, &world, IMAGE_1, move |mut api, env| async move {
+        api.get(&resync_uri(IMAGE_1, request), None).await;
+        let status = status_patch(&mut api, &env).await;
+        (api, Some(status))
+    })
+    .await;
+    assert_eq!(
+        cond(&gone, "GraphSynced"),
+        ("False".into(), "ResyncFailed".into(), 2)
+    );
+    assert!(message(&gone, "GraphSynced").contains("garbage-collected"));
+}
+
+#[tokio::test]
+async fn missing_graph_credentials_start_no_job_and_warn() {
+    let (world, _) = first_creation_of(graph_env).await;
+    let mut world = migrations_succeeded_of(world, graph_env).await;
+    world.deployment = world.deployment.map(rolled_out);
+    let env = with_status(with_finalizer(graph_env(1, "1")), &world.status);
+    let status = graph_pass(env, &world, IMAGE_1, move |mut api, env| async move {
+        api.get(&resync_uri(IMAGE_1, ""), None).await;
+        api.get(&uri("v1", "secrets", CREDENTIALS), None).await;
+        let status = status_patch(&mut api, &env).await;
+        expect_event(&mut api, "Normal", "Ready").await;
+        expect_event(&mut api, "Warning", "CredentialsMissing").await;
+        (api, Some(status))
+    })
+    .await;
+    assert_eq!(
+        cond(&status, "GraphSynced"),
+        ("False".into(), "CredentialsMissing".into(), 1)
+    );
+    assert!(message(&status, "GraphSynced").contains(CREDENTIALS));
+    assert_eq!(
+        cond(&status, "Ready"),
+        ("True".into(), "Available".into(), 1)
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_environment_starts_no_resync() {
+    let world = graph_synced_world().await;
+    let mut env = graph_env_requesting("r3", &world.status);
+    env["spec"]["suspend"] = json!(true);
+    let (ctx, handle) = context(Arc::new(FakeProvisioner::default()));
+    let env2 = env.clone();
+    scenario(&env, ctx, handle, move |mut api| async move {
+        status_patch(&mut api, &env2).await;
+        let status = status_patch(&mut api, &env2).await;
+        assert_eq!(
+            cond(&status, "Ready"),
+            ("False".into(), "Suspended".into(), 2)
+        );
+        assert_eq!(
+            cond(&status, "GraphSynced"),
+            ("True".into(), "Synced".into(), 1)
+        );
+        api
+    })
+    .await
+    .expect("pass succeeds");
+}
+
+#[tokio::test]
+async fn without_a_graph_no_resync_job_runs_and_graph_synced_is_not_configured() {
+    // ready_world's passes assert every request: none of them touches a resync Job.
+    let world = ready_world().await;
+    assert_eq!(
+        cond(&world.status, "GraphSynced"),
+        ("True".into(), "NotConfigured".into(), 1)
+    );
+    assert!(world.status.get("graph").is_none());
+    assert!(world.resync_job.is_none());
+}
+
+#[tokio::test]
+async fn after_an_image_bump_graph_synced_waits_for_the_new_image() {
+    let world = graph_synced_world().await;
+    let env = with_status(with_finalizer(graph_env(2, "2")), &world.status);
+    let status = graph_pass(env, &world, IMAGE_2, move |mut api, env| async move {
+        api.expect("PATCH", &apply_uri("batch/v1", "jobs", &job_name(IMAGE_2)))
+            .await
+            .echo();
+        // No resync for image 1 again, none for image 2 before its pods are available.
+        let status = status_patch(&mut api, &env).await;
+        (api, Some(status))
+    })
+    .await;
+    assert_eq!(
+        cond(&status, "GraphSynced"),
+        ("False".into(), "Pending".into(), 2)
+    );
+    assert!(message(&status, "GraphSynced").contains(IMAGE_2));
+    assert_eq!(status["graph"]["lastResyncImage"], IMAGE_1);
 }

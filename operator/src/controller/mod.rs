@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod backoff;
 pub mod error;
+pub mod graph;
 pub mod observe;
 pub mod provision;
 pub mod reconcile;

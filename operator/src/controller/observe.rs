@@ -58,6 +58,14 @@ pub async fn observe(client: &Client, env: &ValidatedEnv) -> Result<Observed, Er
     })
 }
 
+/// One GET, for the steps that look at an object only when they need it (the graph step).
+pub async fn get<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    Ok(api.get_opt(name).await?)
+}
+
 /// The `data` of a Secret as bytes (the API server returns `data`, never `stringData`).
 pub fn secret_data(secret: &Secret) -> AdminSecretData {
     let mut data: AdminSecretData = secret
@@ -80,15 +88,40 @@ pub fn secret_value(secret: Option<&Secret>, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// State of a migration Job: succeeded once `status.succeeded >= 1`; failed when it has a
-/// `Failed` condition or more failed pods than its backoff limit allows.
+/// State of a migration Job (see [`job_phase`]).
 pub fn migration_state(job: Option<&Job>, backoff_limit: i32) -> MigrationObservation {
-    let Some(job) = job else {
-        return MigrationObservation::NotStarted;
-    };
+    match job.map(|j| job_phase(j, backoff_limit)) {
+        None => MigrationObservation::NotStarted,
+        Some(JobPhase::Running) => MigrationObservation::Running,
+        Some(JobPhase::Succeeded { .. }) => MigrationObservation::Succeeded,
+        Some(JobPhase::Failed { message }) => MigrationObservation::Failed { message },
+    }
+}
+
+/// Where a Job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobPhase {
+    Running,
+    /// `completion_time` is the Job's `status.completionTime` as the API server writes it.
+    Succeeded {
+        completion_time: Option<String>,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+/// Succeeded once `status.succeeded >= 1`; failed when it has a `Failed` condition or more
+/// failed pods than its backoff limit allows.
+pub fn job_phase(job: &Job, backoff_limit: i32) -> JobPhase {
     let status = job.status.clone().unwrap_or_default();
     if status.succeeded.unwrap_or(0) >= 1 {
-        return MigrationObservation::Succeeded;
+        let completion_time = status
+            .completion_time
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .and_then(|v| v.as_str().map(str::to_owned));
+        return JobPhase::Succeeded { completion_time };
     }
     let failed_condition = status
         .conditions
@@ -102,15 +135,15 @@ pub fn migration_state(job: Option<&Job>, backoff_limit: i32) -> MigrationObserv
             (None, Some(m)) => m.clone(),
             (None, None) => "the Job failed".into(),
         };
-        return MigrationObservation::Failed { message };
+        return JobPhase::Failed { message };
     }
     let failed = status.failed.unwrap_or(0);
     if failed > backoff_limit {
-        return MigrationObservation::Failed {
+        return JobPhase::Failed {
             message: format!("{failed} pods failed (backoffLimit {backoff_limit})"),
         };
     }
-    MigrationObservation::Running
+    JobPhase::Running
 }
 
 /// Image of the Deployment's first container.

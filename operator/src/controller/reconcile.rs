@@ -16,11 +16,12 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::apply;
 use super::backoff::Backoff;
 use super::error::Error;
+use super::graph;
 use super::observe::{self, Observed};
 use super::provision::{DatabaseProvisioner, ProvisionError};
 use super::status::{
-    self, DatabaseObservation, IngressObservation, MigrationObservation, Observations, Outcome,
-    Progress, TransitionEvent, WorkloadObservation,
+    self, DatabaseObservation, GraphObservation, IngressObservation, MigrationObservation,
+    Observations, Outcome, Progress, TransitionEvent, WorkloadObservation,
 };
 use crate::build::{self, DatabaseEndpoint, GeneratedSecrets, env_vars, secrets::keys};
 use crate::crd::{AhltEnvironment, AhltEnvironmentStatus, DatabaseStatus, DeletionPolicy};
@@ -140,7 +141,7 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
                 env,
                 &current,
                 generation,
-                Outcome::Reconciled(progress),
+                Outcome::Reconciled(Box::new(progress)),
                 now,
             )
             .await?;
@@ -149,16 +150,20 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
     };
 
     // 6. Build (pure) and 7. apply the rest.
-    let progress = apply_children(ctx, env, &plan, &current, &observed, &owner, database).await?;
+    let mut progress =
+        apply_children(ctx, env, &plan, &current, &observed, &owner, database).await?;
 
-    // 8. Status.
+    // 8. Graph resync, once an image serves.
+    progress.graph = graph::step(&ctx.client, &plan, &current, &progress.workload, &owner).await?;
+
+    // 9. Status.
     finish(
         ctx,
         &api,
         env,
         &current,
         generation,
-        Outcome::Reconciled(progress),
+        Outcome::Reconciled(Box::new(progress)),
         now,
     )
     .await?;
@@ -365,7 +370,8 @@ async fn apply_children(
         migration,
         workload,
         ingress,
-        graph_configured: plan.graph.is_some(),
+        // Filled in by the graph step.
+        graph: GraphObservation::Unobserved,
     })
 }
 
@@ -395,7 +401,10 @@ fn progress(
         migration,
         workload: observe::workload_state(observed.deployment.as_ref()),
         ingress,
-        graph_configured: plan.graph.is_some(),
+        graph: match plan.graph {
+            None => GraphObservation::NotConfigured,
+            Some(_) => GraphObservation::Unobserved,
+        },
     }
 }
 

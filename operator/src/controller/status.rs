@@ -11,13 +11,20 @@
 //! - `MigrationsApplied`: the migration Job of the spec image succeeded.
 //! - `WorkloadAvailable`: the Deployment's current template is fully rolled out and available.
 //! - `IngressReady`: True/`NotRequested` without `spec.ingress`, True/`Configured` once applied.
-//! - `GraphSynced`: True/`NotConfigured` without `spec.graph`; with a graph it is Unknown/
-//!   `NotSupported` until the resync flow exists.
+//! - `GraphSynced`: True/`NotConfigured` without `spec.graph`. With a graph: False/`Pending`
+//!   until the spec's image serves (never the previous image's resync), False/`Resyncing`
+//!   while the resync Job runs, True/`Synced` once the serving image (and the latest
+//!   `resyncRequest`) was resynced, False/`ResyncFailed` or False/`CredentialsMissing` with
+//!   the cause, Unknown/`NotRequested` when no resync was ever asked for
+//!   (`resyncOnRollout: false`, no `resyncRequest`).
+//!
+//! `Ready` does not wait for `GraphSynced`: the app answers graph queries from PostgreSQL
+//! while the graph is unavailable or stale, so a broken graph must not block deploys.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{AhltEnvironmentStatus, DatabaseStatus};
+use crate::crd::{AhltEnvironmentStatus, DatabaseStatus, GraphStatus};
 
 pub const READY: &str = "Ready";
 pub const DATABASE_READY: &str = "DatabaseReady";
@@ -51,8 +58,16 @@ pub mod reason {
     pub const NOT_REQUESTED: &str = "NotRequested";
     pub const CONFIGURED: &str = "Configured";
     pub const NOT_CONFIGURED: &str = "NotConfigured";
-    pub const NOT_SUPPORTED: &str = "NotSupported";
     pub const DELETING: &str = "Deleting";
+    /// GraphSynced: the resync Job of the serving image runs.
+    pub const RESYNCING: &str = "Resyncing";
+    /// GraphSynced: the last resync covers the serving image and the latest request.
+    pub const SYNCED: &str = "Synced";
+    /// GraphSynced: the resync Job failed; it is not retried until a new request or image.
+    pub const RESYNC_FAILED: &str = "ResyncFailed";
+    /// GraphSynced: the credentials Secret or its username/password keys are missing, so no
+    /// Job is started (its pod could not start).
+    pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
 }
 
 const IN_PROGRESS_REASONS: [&str; 7] = [
@@ -62,7 +77,7 @@ const IN_PROGRESS_REASONS: [&str; 7] = [
     reason::ROLLING_OUT,
     reason::NOT_CREATED,
     reason::SUSPENDED,
-    reason::NOT_SUPPORTED,
+    reason::RESYNCING,
 ];
 
 /// What one pass found out about one generation of an environment.
@@ -81,8 +96,8 @@ pub enum Outcome {
     },
     /// `spec.suspend`: nothing was changed.
     Suspended,
-    /// A full pass (possibly stopped at the database step).
-    Reconciled(Progress),
+    /// A full pass (possibly stopped at the database step). Boxed: it is by far the largest.
+    Reconciled(Box<Progress>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,7 +111,7 @@ pub struct Progress {
     pub migration: MigrationObservation,
     pub workload: WorkloadObservation,
     pub ingress: IngressObservation,
-    pub graph_configured: bool,
+    pub graph: GraphObservation,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +151,39 @@ pub enum IngressObservation {
     /// Requested, but not applied yet (it comes with the first Deployment).
     Pending,
     Configured,
+}
+
+/// State of the graph resync (see [`crate::controller::graph`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GraphObservation {
+    /// `spec.graph` is not set.
+    NotConfigured,
+    /// The pass stopped before the graph step: the condition keeps what it said.
+    Unobserved,
+    /// A resync waits for `image` (the spec's) to serve.
+    WaitingForRollout { image: String },
+    /// Nothing to run: the last resync (if any) covers what is asked for.
+    UpToDate,
+    /// The resync Job for `image` and `request` runs.
+    Resyncing {
+        image: String,
+        request: Option<String>,
+    },
+    /// That Job succeeded at `completion_time` (the Job's, so status stays deterministic).
+    Succeeded {
+        image: String,
+        request: Option<String>,
+        completion_time: Option<String>,
+    },
+    /// Job `job` failed (now or on an earlier pass); `message` says why.
+    Failed {
+        job: String,
+        image: String,
+        request: Option<String>,
+        message: String,
+    },
+    /// The credentials Secret is unusable; no Job was started. Names keys, never values.
+    CredentialsMissing { message: String },
 }
 
 /// True when `generation` has not been acknowledged with Ready=False/Progressing or a later
@@ -219,6 +267,27 @@ fn apply_progress(next: &mut AhltEnvironmentStatus, p: &Progress) {
             next.image = Some(image.clone());
             next.replicas = Some(*available);
         }
+    }
+    match &p.graph {
+        GraphObservation::Succeeded {
+            image,
+            request,
+            completion_time,
+        } => {
+            let graph = next.graph.get_or_insert_with(GraphStatus::default);
+            graph.last_resync_image = Some(image.clone());
+            if request.is_some() {
+                graph.last_resync_request = request.clone();
+            }
+            graph.last_resync_time = completion_time.clone();
+            graph.failed_job = None;
+        }
+        GraphObservation::Failed { job, .. } => {
+            next.graph
+                .get_or_insert_with(GraphStatus::default)
+                .failed_job = Some(job.clone());
+        }
+        _ => {}
     }
 }
 
@@ -316,21 +385,7 @@ fn progress_conditions<'a>(
             message: format!("serving {}", p.url.as_deref().unwrap_or_default()),
         },
     };
-    let graph = if p.graph_configured {
-        ConditionUpdate {
-            type_: GRAPH_SYNCED,
-            status: "Unknown",
-            reason: reason::NOT_SUPPORTED,
-            message: "this operator version does not run graph resyncs".into(),
-        }
-    } else {
-        ConditionUpdate {
-            type_: GRAPH_SYNCED,
-            status: "True",
-            reason: reason::NOT_CONFIGURED,
-            message: "spec.graph is not set".into(),
-        }
-    };
+    let graph = graph_condition(next, &p.graph);
 
     let serving_spec_image = matches!(&p.workload,
         WorkloadObservation::Available { image, .. } if *image == p.spec_image)
@@ -368,6 +423,122 @@ fn progress_conditions<'a>(
         }
     };
     vec![ready, database, migrations, workload, ingress, graph]
+}
+
+/// GraphSynced. Never part of Ready (see the module doc).
+fn graph_condition<'a>(next: &AhltEnvironmentStatus, g: &GraphObservation) -> ConditionUpdate<'a> {
+    let update = |status, reason, message| ConditionUpdate {
+        type_: GRAPH_SYNCED,
+        status,
+        reason,
+        message,
+    };
+    let served = |image: &str, request: &Option<String>| match request {
+        Some(r) => format!("{image} for resyncRequest {r:?}"),
+        None => image.to_owned(),
+    };
+    match g {
+        GraphObservation::NotConfigured => update(
+            "True",
+            reason::NOT_CONFIGURED,
+            "spec.graph is not set".into(),
+        ),
+        GraphObservation::Unobserved => match find(&next.conditions, GRAPH_SYNCED) {
+            Some(c) => ConditionUpdate {
+                type_: GRAPH_SYNCED,
+                status: static_status(&c.status),
+                reason: reason_of(&c.reason),
+                message: c.message.clone(),
+            },
+            None => update(
+                "Unknown",
+                reason::PENDING,
+                "the graph resync waits for the database".into(),
+            ),
+        },
+        GraphObservation::WaitingForRollout { image } => update(
+            "False",
+            reason::PENDING,
+            format!("the graph is resynced once {image} serves"),
+        ),
+        // Succeeded is already recorded in `next.graph`.
+        GraphObservation::UpToDate | GraphObservation::Succeeded { .. } => match &next.graph {
+            Some(GraphStatus {
+                last_resync_image: Some(image),
+                last_resync_time,
+                ..
+            }) => update(
+                "True",
+                reason::SYNCED,
+                synced_message(image, next.graph.as_ref(), last_resync_time),
+            ),
+            _ => update(
+                "Unknown",
+                reason::NOT_REQUESTED,
+                "no resync asked for: resyncOnRollout is false and resyncRequest is not set".into(),
+            ),
+        },
+        GraphObservation::Resyncing { image, request } => update(
+            "False",
+            reason::RESYNCING,
+            format!("resyncing the graph with {}", served(image, request)),
+        ),
+        GraphObservation::Failed {
+            image,
+            request,
+            message,
+            ..
+        } => update(
+            "False",
+            reason::RESYNC_FAILED,
+            format!(
+                "the graph resync with {} failed; a new resyncRequest or image retries: {message}",
+                served(image, request)
+            ),
+        ),
+        GraphObservation::CredentialsMissing { message } => {
+            update("False", reason::CREDENTIALS_MISSING, message.clone())
+        }
+    }
+}
+
+/// The Synced message, from status alone: a pass that only finds the resync up to date
+/// says exactly what the pass that saw it succeed said.
+fn synced_message(image: &str, graph: Option<&GraphStatus>, time: &Option<String>) -> String {
+    let request = graph
+        .and_then(|g| g.last_resync_request.as_deref())
+        .map(|r| format!(", last resyncRequest {r:?}"))
+        .unwrap_or_default();
+    let at = time
+        .as_deref()
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
+    format!("graph resynced with {image}{request}{at}")
+}
+
+/// Condition statuses as the `&'static str` the updates carry.
+fn static_status(status: &str) -> &'static str {
+    match status {
+        "True" => "True",
+        "False" => "False",
+        _ => "Unknown",
+    }
+}
+
+/// A kept GraphSynced reason as one of the bounded reasons.
+fn reason_of(r: &str) -> &'static str {
+    [
+        reason::NOT_CONFIGURED,
+        reason::PENDING,
+        reason::NOT_REQUESTED,
+        reason::RESYNCING,
+        reason::SYNCED,
+        reason::RESYNC_FAILED,
+        reason::CREDENTIALS_MISSING,
+    ]
+    .into_iter()
+    .find(|known| *known == r)
+    .unwrap_or(reason::PENDING)
 }
 
 fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
@@ -485,14 +656,14 @@ mod tests {
             migration,
             workload,
             ingress,
-            graph_configured: false,
+            graph: GraphObservation::NotConfigured,
         }
     }
 
     fn reconciled(generation: i64, p: Progress) -> Observations {
         Observations {
             generation,
-            outcome: Outcome::Reconciled(p),
+            outcome: Outcome::Reconciled(Box::new(p)),
         }
     }
 
@@ -757,5 +928,184 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert!(!events[0].warning);
         assert_eq!(ready_status(&s), "True");
+    }
+
+    fn with_graph(graph: GraphObservation) -> Progress {
+        let mut p = progress(
+            MigrationObservation::Succeeded,
+            WorkloadObservation::Available {
+                image: "r/ahlt:2".into(),
+                available: 1,
+            },
+            IngressObservation::Configured,
+        );
+        p.graph = graph;
+        p
+    }
+
+    #[test]
+    fn a_resync_reports_resyncing_then_synced_and_stays_put() {
+        let s = ready_status_for(1, t(0));
+        let running = GraphObservation::Resyncing {
+            image: "r/ahlt:2".into(),
+            request: None,
+        };
+        let n = next_status(&s, &reconciled(1, with_graph(running)), t(10));
+        assert_eq!(cond(&n, GRAPH_SYNCED).status, "False");
+        assert_eq!(cond(&n, GRAPH_SYNCED).reason, reason::RESYNCING);
+        assert_eq!(
+            cond(&n, READY).status,
+            "True",
+            "Ready does not wait for the graph"
+        );
+        assert!(
+            transition_events(&s, &n).is_empty(),
+            "in progress: no Warning"
+        );
+
+        let done = GraphObservation::Succeeded {
+            image: "r/ahlt:2".into(),
+            request: Some("r1".into()),
+            completion_time: Some("2024-05-01T10:00:00Z".into()),
+        };
+        let synced = next_status(&n, &reconciled(1, with_graph(done)), t(20));
+        assert_eq!(
+            synced.graph,
+            Some(GraphStatus {
+                last_resync_request: Some("r1".into()),
+                last_resync_time: Some("2024-05-01T10:00:00Z".into()),
+                last_resync_image: Some("r/ahlt:2".into()),
+                failed_job: None,
+            })
+        );
+        let c = cond(&synced, GRAPH_SYNCED);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", reason::SYNCED)
+        );
+        assert!(
+            c.message.contains("r/ahlt:2") && c.message.contains("r1"),
+            "{}",
+            c.message
+        );
+        assert_eq!(c.last_transition_time, Time(t(20)));
+
+        // The Job is gone, status remembers: the same status, so nothing is written.
+        let later = next_status(
+            &synced,
+            &reconciled(1, with_graph(GraphObservation::UpToDate)),
+            t(99),
+        );
+        assert_eq!(later, synced);
+    }
+
+    #[test]
+    fn a_failed_resync_warns_once_records_the_job_and_leaves_ready_alone() {
+        let s = ready_status_for(1, t(0));
+        let failed = GraphObservation::Failed {
+            job: "dev-resync-abc".into(),
+            image: "r/ahlt:2".into(),
+            request: Some("r2".into()),
+            message: "BackoffLimitExceeded: Job has reached the specified backoff limit".into(),
+        };
+        let n = next_status(&s, &reconciled(1, with_graph(failed.clone())), t(10));
+        let c = cond(&n, GRAPH_SYNCED);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::RESYNC_FAILED)
+        );
+        assert!(c.message.contains("BackoffLimitExceeded"));
+        assert_eq!(cond(&n, READY).status, "True");
+        assert_eq!(
+            n.graph.as_ref().unwrap().failed_job.as_deref(),
+            Some("dev-resync-abc")
+        );
+        let events = transition_events(&s, &n);
+        assert_eq!(
+            events,
+            vec![TransitionEvent {
+                warning: true,
+                reason: reason::RESYNC_FAILED.into(),
+                note: c.message.clone(),
+            }]
+        );
+        let again = next_status(&n, &reconciled(1, with_graph(failed)), t(20));
+        assert_eq!(again, n);
+        assert!(transition_events(&n, &again).is_empty());
+    }
+
+    #[test]
+    fn missing_credentials_are_a_warning_not_a_job() {
+        let s = ready_status_for(1, t(0));
+        let g = GraphObservation::CredentialsMissing {
+            message: "Secret creds not found".into(),
+        };
+        let n = next_status(&s, &reconciled(1, with_graph(g)), t(10));
+        assert_eq!(cond(&n, GRAPH_SYNCED).reason, reason::CREDENTIALS_MISSING);
+        assert_eq!(cond(&n, READY).status, "True");
+        assert_eq!(
+            transition_events(&s, &n)[0].reason,
+            reason::CREDENTIALS_MISSING
+        );
+    }
+
+    #[test]
+    fn graph_reasons_before_and_without_resyncs() {
+        let s = AhltEnvironmentStatus::default();
+        let reason_for = |g: GraphObservation| {
+            let n = next_status(&s, &reconciled(1, with_graph(g)), t(0));
+            let c = cond(&n, GRAPH_SYNCED).clone();
+            (c.status, c.reason)
+        };
+        assert_eq!(
+            reason_for(GraphObservation::WaitingForRollout {
+                image: "r/ahlt:2".into()
+            }),
+            ("False".into(), reason::PENDING.into())
+        );
+        assert_eq!(
+            reason_for(GraphObservation::UpToDate),
+            ("Unknown".into(), reason::NOT_REQUESTED.into())
+        );
+        assert_eq!(
+            reason_for(GraphObservation::NotConfigured),
+            ("True".into(), reason::NOT_CONFIGURED.into())
+        );
+    }
+
+    #[test]
+    fn an_unobserved_graph_keeps_its_condition_for_the_new_generation() {
+        let failed = GraphObservation::Failed {
+            job: "j".into(),
+            image: "r/ahlt:2".into(),
+            request: None,
+            message: "boom".into(),
+        };
+        let s = next_status(
+            &AhltEnvironmentStatus::default(),
+            &reconciled(1, with_graph(failed)),
+            t(0),
+        );
+        let n = next_status(
+            &s,
+            &reconciled(2, with_graph(GraphObservation::Unobserved)),
+            t(5),
+        );
+        let (before, after) = (cond(&s, GRAPH_SYNCED), cond(&n, GRAPH_SYNCED));
+        assert_eq!(
+            (
+                &after.status,
+                &after.reason,
+                &after.message,
+                &after.last_transition_time
+            ),
+            (
+                &before.status,
+                &before.reason,
+                &before.message,
+                &before.last_transition_time
+            )
+        );
+        assert_eq!(after.observed_generation, Some(2));
     }
 }
