@@ -44,18 +44,53 @@ pub struct RunArgs {
     /// /healthz fails when there is work and no reconcile finished for this many seconds.
     #[arg(long, env = "STALL_AFTER_SECONDS", default_value_t = 900)]
     pub stall_after_seconds: u64,
-    /// Name reported with events (the pod name in a cluster).
+    /// Name reported with events (the pod name in a cluster); also the leader election identity.
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Reconcile only while holding a Lease (coordination.k8s.io), so that one of several
+    /// replicas reconciles. The chart turns it on.
+    #[arg(
+        long,
+        env = "LEADER_ELECTION",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub leader_election: bool,
+    /// Name of the leader election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "ahlt-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, or the kubeconfig context's).
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// A leader that has not renewed the Lease for this long is replaced.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// The leader renews this long before the Lease expires.
+    #[arg(long, env = "LEASE_RENEW_GRACE_SECONDS", default_value_t = 5)]
+    pub lease_renew_grace_seconds: u64,
 }
 
 impl From<RunArgs> for crate::controller::Config {
     fn from(args: RunArgs) -> Self {
+        let leader_election = args.leader_election.then(|| crate::leader::LeaderElection {
+            lease_name: args.lease_name,
+            namespace: args.lease_namespace.filter(|n| !n.is_empty()),
+            identity: crate::leader::identity(
+                args.instance.as_deref(),
+                std::env::var("HOSTNAME").ok().as_deref(),
+                std::process::id(),
+            ),
+            lease_duration_seconds: args.lease_duration_seconds,
+            renew_grace_seconds: args.lease_renew_grace_seconds,
+        });
         crate::controller::Config {
             namespace: args.namespace.filter(|n| !n.is_empty()),
             http_addr: args.http_addr,
             stall_after: Duration::from_secs(args.stall_after_seconds),
             instance: args.instance,
+            leader_election,
         }
     }
 }

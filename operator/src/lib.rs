@@ -7,6 +7,7 @@ pub mod crd;
 pub mod crdgen;
 pub mod database;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod render;

@@ -44,6 +44,8 @@ pub struct Config {
     pub stall_after: Duration,
     /// Reported as the event reporter instance (e.g. the pod name).
     pub instance: Option<String>,
+    /// Reconcile only while holding this Lease; `None` reconciles at once.
+    pub leader_election: Option<crate::leader::LeaderElection>,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             // Three resync periods: a working controller passes every object at least once.
             stall_after: reconcile::RESYNC_PERIOD * 3,
             instance: None,
+            leader_election: None,
         }
     }
 }
@@ -124,6 +127,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.instance.clone(),
     ));
 
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(
+        config.http_addr,
+        metrics,
+        health.clone(),
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
+
+    // With leader election, wait for the Lease before watching anything. A standby reports
+    // ready (see crate::leader) and stops on SIGTERM without having reconciled.
+    let mut elector = match &config.leader_election {
+        None => None,
+        Some(election) => {
+            health.mark_synced();
+            let mut elector = crate::leader::Elector::start(ctx.client.clone(), election).await?;
+            tokio::select! {
+                elected = elector.elected() => elected?,
+                () = crate::leader::shutdown_signal() => {
+                    tracing::info!("stopping before being elected");
+                    elector.release().await;
+                    let _ = stop_http.send(());
+                    server.await??;
+                    return Ok(());
+                }
+            }
+            Some(elector)
+        }
+    };
+
     let synced = health.clone();
     tokio::spawn(async move {
         if store.wait_until_ready().await.is_ok() {
@@ -132,22 +166,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(config.http_addr, metrics, health, async move {
-        let _ = http_stopped.await;
-    }));
-
     tracing::info!(namespace = ns.unwrap_or("<all>"), "controller starting");
-    controller
+    let controller = controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(env = %obj, "reconciled"),
                 Err(e) => tracing::debug!(error = %e, "controller event"),
             }
-        })
-        .await;
+        });
+    let deposed = async {
+        match elector.as_mut() {
+            Some(elector) => elector.deposed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = controller => {}
+        () = deposed => {
+            // Another replica may already reconcile: stop now, without finishing passes.
+            anyhow::bail!("lost the leader Lease; exiting so that a restart rejoins as a standby");
+        }
+    }
     tracing::info!("controller stopped");
+    if let Some(elector) = elector {
+        elector.release().await;
+    }
 
     let _ = stop_http.send(());
     server.await??;
