@@ -15,6 +15,7 @@ mod backend;
 mod falkor;
 mod model;
 mod projection;
+pub mod queries;
 mod resync;
 
 use std::future::Future;
