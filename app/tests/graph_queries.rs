@@ -248,7 +248,8 @@ async fn generate(pool: &PgPool, seed: u64) -> Generated {
     // A few deletes.
     let mut not_tors = Vec::new();
     for ids in [&mut users, &mut roles, &mut functions] {
-        let gone = ids.remove(rng.gen_range(0..ids.len()));
+        // Not the last three: the roles of the cycle stay.
+        let gone = ids.remove(rng.gen_range(0..ids.len() - 3));
         delete(pool, gone).await;
     }
     let gone_tor = tors.remove(rng.gen_range(0..tors.len()));
@@ -256,6 +257,26 @@ async fn generate(pool: &PgPool, seed: u64) -> Generated {
     not_tors.push(gone_tor);
     not_tors.push(functions[0]);
     not_tors.push(i64::MAX);
+
+    // Fixed cases next to the random ones. `blocked` reaches `far` only through the
+    // inactive `middle`; `inherits` reaches it through the cycle a -> b -> c -> a.
+    let middle = entity(pool, NewEntity::new(kind::ROLE, "middle")).await;
+    let far = entity(pool, NewEntity::new(kind::ROLE, "far")).await;
+    let near = entity(pool, NewEntity::new(kind::ROLE, "near")).await;
+    relate(pool, rel::INHERITS_ROLE, near, middle).await;
+    relate(pool, rel::INHERITS_ROLE, middle, far).await;
+    set_active(pool, middle, false).await;
+    let call = id_of(pool, kind::PERMISSION, Capability::CallMeeting.as_str()).await;
+    relate(pool, rel::HAS_PERMISSION, far, call).await;
+    relate(pool, rel::INHERITS_ROLE, a, far).await;
+    for (name, role) in [("blocked", near), ("inherits", b)] {
+        let user = entity(pool, NewEntity::new(kind::USER, name)).await;
+        relate(pool, rel::HAS_ROLE, user, role).await;
+        users.push(user);
+    }
+    for id in [a, b, c] {
+        set_active(pool, id, true).await;
+    }
 
     Generated {
         users,
@@ -334,6 +355,26 @@ async fn graph_and_postgres_agree_on_generated_data() {
             }
         }
     }
+    // Inheritance stops at an inactive role and follows a cycle.
+    let far_grant = Grant {
+        capability: Capability::CallMeeting,
+        tor_id: None,
+        via: GrantSource::Role { role: "far".into() },
+    };
+    let blocked = id_of(pool, kind::USER, "blocked").await;
+    let inherits = id_of(pool, kind::USER, "inherits").await;
+    assert!(
+        !abac::grants_pg(pool, blocked)
+            .await
+            .unwrap()
+            .contains(&far_grant)
+    );
+    assert!(
+        abac::grants_pg(pool, inherits)
+            .await
+            .unwrap()
+            .contains(&far_grant)
+    );
     // The data exercised every branch.
     assert!(
         role_grants > 20 && position_grants > 20,
