@@ -48,12 +48,9 @@ pub async fn map(
     db: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
     graph: Option<&Projection>,
 ) -> DomainResult<GovernanceMap> {
-    let map = queries::read_or_fallback(
-        graph,
-        "governance_map",
-        |backend, env| queries::governance_map(backend, env),
-        || map_pg(db),
-    )
+    let map = queries::read_or_fallback(graph, "governance_map", queries::governance_map, || {
+        map_pg(db)
+    })
     .await?;
     Ok(map.sorted())
 }
