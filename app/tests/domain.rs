@@ -330,17 +330,17 @@ async fn abac_grants_capabilities_through_roles_and_through_positions() {
     // Role-derived: admin may everything everywhere; a viewer only views.
     for cap in Capability::ALL {
         assert!(
-            abac::may(pool, admin, cap, finance).await.unwrap(),
+            abac::may(pool, None, admin, cap, finance).await.unwrap(),
             "admin {cap}"
         );
     }
     assert!(
-        abac::may(pool, carol, Capability::ViewTor, board)
+        abac::may(pool, None, carol, Capability::ViewTor, board)
             .await
             .unwrap()
     );
     assert!(
-        !abac::may(pool, carol, Capability::RecordMinutes, board)
+        !abac::may(pool, None, carol, Capability::RecordMinutes, board)
             .await
             .unwrap()
     );
@@ -351,24 +351,26 @@ async fn abac_grants_capabilities_through_roles_and_through_positions() {
         .await
         .unwrap();
     assert!(
-        abac::may(pool, carol, Capability::RecordMinutes, board)
+        abac::may(pool, None, carol, Capability::RecordMinutes, board)
             .await
             .unwrap()
     );
     assert!(
-        !abac::may(pool, carol, Capability::RecordMinutes, finance)
+        !abac::may(pool, None, carol, Capability::RecordMinutes, finance)
             .await
             .unwrap()
     );
     assert_eq!(
-        abac::capabilities_on(pool, carol, board).await.unwrap(),
+        abac::capabilities_on(pool, None, carol, board)
+            .await
+            .unwrap(),
         BTreeSet::from([
             Capability::ViewTor,
             Capability::SetAgenda,
             Capability::RecordMinutes
         ])
     );
-    let grants = abac::grants(pool, carol).await.unwrap();
+    let grants = abac::grants(pool, None, carol).await.unwrap();
     assert!(grants.iter().any(|g| g.capability == Capability::RecordMinutes
         && g.tor_id == Some(board)
         && matches!(&g.via, GrantSource::Position { function_id, .. } if *function_id == secretary)));
@@ -389,12 +391,12 @@ async fn abac_grants_capabilities_through_roles_and_through_positions() {
     .await
     .unwrap();
     assert!(
-        !abac::may(pool, carol, Capability::RecordMinutes, board)
+        !abac::may(pool, None, carol, Capability::RecordMinutes, board)
             .await
             .unwrap()
     );
     assert!(
-        abac::may(pool, carol, Capability::SetAgenda, board)
+        abac::may(pool, None, carol, Capability::SetAgenda, board)
             .await
             .unwrap()
     );
@@ -410,7 +412,7 @@ async fn abac_grants_capabilities_through_roles_and_through_positions() {
     .await
     .unwrap();
     assert!(
-        !abac::may(pool, carol, Capability::SetAgenda, board)
+        !abac::may(pool, None, carol, Capability::SetAgenda, board)
             .await
             .unwrap()
     );
@@ -429,13 +431,13 @@ async fn abac_grants_capabilities_through_roles_and_through_positions() {
         .await
         .unwrap();
     assert!(
-        !abac::may(pool, carol, Capability::SetAgenda, board)
+        !abac::may(pool, None, carol, Capability::SetAgenda, board)
             .await
             .unwrap()
     );
 
     assert!(matches!(
-        abac::may(pool, carol, Capability::Vote, 987_654).await,
+        abac::may(pool, None, carol, Capability::Vote, 987_654).await,
         Err(DomainError::NotFound(_))
     ));
 }

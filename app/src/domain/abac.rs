@@ -3,7 +3,9 @@
 //! A capability is granted on every ToR by a role (directly or through role inheritance) that
 //! holds the permission of the same name, and on one ToR by a function of that ToR whose
 //! capability flags include it and which the user fills. Inactive users, roles, functions and
-//! ToRs grant nothing. Resolved in one SQL statement (recursive CTE over role inheritance).
+//! ToRs grant nothing. Resolved in one SQL statement (recursive CTE over role inheritance), or
+//! from the graph projection when it is current ([`crate::graph::queries`], which answers the
+//! same questions identically); a failing graph read falls back to Postgres.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +13,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::{Capability, DomainError, DomainResult};
+use crate::graph::{Projection, queries};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -59,8 +62,24 @@ fn capability_names() -> Vec<&'static str> {
 /// capability, tor_id, via_kind, via_name, function_id
 type GrantRow = (String, Option<i64>, String, String, Option<i64>);
 
-/// Every grant a user holds, with where it comes from.
-pub async fn grants(exec: impl PgExecutor<'_>, user_id: i64) -> DomainResult<Vec<Grant>> {
+/// Every grant a user holds, with where it comes from: from the graph when `graph` is
+/// current, else from Postgres.
+pub async fn grants(
+    exec: impl PgExecutor<'_>,
+    graph: Option<&Projection>,
+    user_id: i64,
+) -> DomainResult<Vec<Grant>> {
+    queries::read_or_fallback(
+        graph,
+        "grants",
+        |backend, env| queries::grants(backend, env, user_id),
+        || grants_pg(exec, user_id),
+    )
+    .await
+}
+
+/// [`grants`] from Postgres.
+pub async fn grants_pg(exec: impl PgExecutor<'_>, user_id: i64) -> DomainResult<Vec<Grant>> {
     let rows: Vec<GrantRow> = sqlx::query_as(&format!(
         "{GRANTS_CTE} SELECT DISTINCT capability, tor_id, via_kind, via_name, function_id FROM grants"
     ))
@@ -89,8 +108,27 @@ pub async fn grants(exec: impl PgExecutor<'_>, user_id: i64) -> DomainResult<Vec
     Ok(grants)
 }
 
-/// The capabilities a user has on one ToR.
+/// The capabilities a user has on one ToR (nothing for an unknown ToR): from the graph when
+/// `graph` is current, else from Postgres.
 pub async fn capabilities_on(
+    exec: impl PgExecutor<'_>,
+    graph: Option<&Projection>,
+    user_id: i64,
+    tor_id: i64,
+) -> DomainResult<BTreeSet<Capability>> {
+    queries::read_or_fallback(
+        graph,
+        "capabilities_on",
+        |backend, env| queries::capabilities_on(backend, env, user_id, tor_id),
+        || capabilities_on_pg(exec, user_id, tor_id),
+    )
+    .await
+}
+
+/// [`capabilities_on`] from Postgres. Checks that authorise a write inside its transaction
+/// use this on the transaction's connection, so the decision and the write it guards see
+/// the same database state (the graph only ever shows committed, projected changes).
+pub async fn capabilities_on_pg(
     exec: impl PgExecutor<'_>,
     user_id: i64,
     tor_id: i64,
@@ -107,17 +145,32 @@ pub async fn capabilities_on(
 }
 
 /// May `user_id` exercise `capability` on ToR `tor_id`? An unknown ToR is an error, not "no".
+/// From the graph when `graph` is current, else from Postgres.
 pub async fn may(
     db: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
+    graph: Option<&Projection>,
     user_id: i64,
     capability: Capability,
     tor_id: i64,
 ) -> DomainResult<bool> {
-    let mut conn = db.acquire().await?;
-    may_in(&mut conn, user_id, capability, tor_id).await
+    let answer = queries::read_or_fallback(
+        graph,
+        "may",
+        |backend, env| queries::may(backend, env, user_id, capability, tor_id),
+        || async {
+            let mut conn = db.acquire().await?;
+            may_in(&mut conn, user_id, capability, tor_id)
+                .await
+                .map(Some)
+        },
+    )
+    .await?;
+    answer.ok_or_else(|| DomainError::NotFound(format!("ToR {tor_id}")))
 }
 
-/// [`may`] on a connection the caller holds (e.g. inside a transaction).
+/// [`may`] from Postgres, on a connection the caller holds. Always Postgres: inside a
+/// transaction the check must see the transaction's own uncommitted writes (and decide in
+/// the same state as the write it guards), which the graph never holds.
 pub async fn may_in(
     conn: &mut PgConnection,
     user_id: i64,

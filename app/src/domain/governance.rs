@@ -1,10 +1,13 @@
 //! The governance map: every ToR with its functions and who fills them, and the same data as
-//! a node/edge graph for the JSON API.
+//! a node/edge graph for the JSON API. Read from the graph projection when it is current
+//! ([`crate::graph::queries::governance_map`]), else from Postgres; both answers are put in
+//! one canonical order ([`GovernanceMap::sorted`]) so they are identical.
 
 use serde::Serialize;
 
 use super::tors::{self, TorFunction, TorSummary};
 use super::{DomainResult, rel};
+use crate::graph::{Projection, queries};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GovernanceMap {
@@ -39,7 +42,21 @@ pub struct GovernanceGraph {
     pub edges: Vec<GraphEdge>,
 }
 
+/// The governance map, in [`GovernanceMap::sorted`] order: from the graph when `graph` is
+/// current, else from Postgres.
 pub async fn map(
+    db: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
+    graph: Option<&Projection>,
+) -> DomainResult<GovernanceMap> {
+    let map = queries::read_or_fallback(graph, "governance_map", queries::governance_map, || {
+        map_pg(db)
+    })
+    .await?;
+    Ok(map.sorted())
+}
+
+/// The governance map from Postgres, in SQL order (see [`map`]).
+pub async fn map_pg(
     db: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
 ) -> DomainResult<GovernanceMap> {
     let mut conn = db.acquire().await?;
@@ -61,6 +78,26 @@ pub async fn map(
 }
 
 impl GovernanceMap {
+    /// The canonical order: ToRs by label, name and id; each ToR's functions by label and
+    /// id; holders by username and id; all compared bytewise. Sorting here rather than in
+    /// SQL makes the order independent of the database's collation and of `sort_order`,
+    /// which the graph projection does not carry.
+    pub fn sorted(mut self) -> GovernanceMap {
+        self.tors.sort_by(|a, b| {
+            (&a.tor.label, &a.tor.name, a.tor.id).cmp(&(&b.tor.label, &b.tor.name, b.tor.id))
+        });
+        for tor in &mut self.tors {
+            tor.functions
+                .sort_by(|a, b| (&a.label, a.id).cmp(&(&b.label, b.id)));
+            for function in &mut tor.functions {
+                function
+                    .holders
+                    .sort_by(|a, b| (&a.username, a.id).cmp(&(&b.username, b.id)));
+            }
+        }
+        self
+    }
+
     /// ToRs at the top of the hierarchy (no parent, or a parent that is not in the map).
     pub fn roots(&self) -> Vec<&GovernanceTor> {
         self.tors

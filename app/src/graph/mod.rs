@@ -19,6 +19,7 @@ pub mod metrics;
 mod model;
 mod neo4j;
 mod projection;
+pub mod queries;
 mod resync;
 pub mod sync;
 

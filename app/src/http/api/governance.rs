@@ -21,7 +21,9 @@ async fn map(
     user: CurrentUser,
 ) -> AppResult<ApiJson<GovernanceMap>> {
     user.require(perm::TORS_VIEW)?;
-    Ok(ApiJson(governance::map(&state.db).await?))
+    Ok(ApiJson(
+        governance::map(&state.db, state.graph.as_ref()).await?,
+    ))
 }
 
 async fn graph(
@@ -29,5 +31,9 @@ async fn graph(
     user: CurrentUser,
 ) -> AppResult<ApiJson<GovernanceGraph>> {
     user.require(perm::TORS_VIEW)?;
-    Ok(ApiJson(governance::map(&state.db).await?.graph()))
+    Ok(ApiJson(
+        governance::map(&state.db, state.graph.as_ref())
+            .await?
+            .graph(),
+    ))
 }

@@ -21,6 +21,7 @@ use crate::domain::tors::{
     self, FunctionUpdate, NewFunction, NewTor, TorDetail, TorFunction, TorSummary, TorUpdate,
 };
 use crate::domain::{Capability, perm, users};
+use crate::graph::Projection;
 use crate::http::AppState;
 use crate::http::error::{AppError, AppResult};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
@@ -95,7 +96,8 @@ async fn authorize(
     if user.can(perm::TORS_MANAGE) {
         return Ok(Authority::Manager);
     }
-    let own = abac::capabilities_on(&mut *conn, user.id, tor_id).await?;
+    // Inside the write's transaction: decided in Postgres, in the state the write will see.
+    let own = abac::capabilities_on_pg(&mut *conn, user.id, tor_id).await?;
     if own.contains(&capability) {
         Ok(Authority::Scoped(own))
     } else {
@@ -107,10 +109,15 @@ async fn authorize(
 }
 
 /// `tors.view`, or `tor.view` on this ToR.
-async fn authorize_view(conn: &mut PgConnection, user: &CurrentUser, tor_id: i64) -> AppResult<()> {
+async fn authorize_view(
+    conn: &mut PgConnection,
+    graph: Option<&Projection>,
+    user: &CurrentUser,
+    tor_id: i64,
+) -> AppResult<()> {
     tors::summary(&mut *conn, tor_id).await?;
     if user.can(perm::TORS_VIEW)
-        || abac::capabilities_on(&mut *conn, user.id, tor_id)
+        || abac::capabilities_on(&mut *conn, graph, user.id, tor_id)
             .await?
             .contains(&Capability::ViewTor)
     {
@@ -151,7 +158,7 @@ async fn show(
     ApiPath(id): ApiPath<Id>,
 ) -> AppResult<ApiJson<TorDetail>> {
     let mut conn = state.db.acquire().await?;
-    authorize_view(&mut conn, &user, id.0).await?;
+    authorize_view(&mut conn, state.graph.as_ref(), &user, id.0).await?;
     Ok(ApiJson(tors::detail_in(&mut conn, id.0).await?))
 }
 
@@ -270,7 +277,7 @@ async fn show_function(
     ApiPath((id, fid)): ApiPath<(Id, Id)>,
 ) -> AppResult<ApiJson<TorFunction>> {
     let mut conn = state.db.acquire().await?;
-    authorize_view(&mut conn, &user, id.0).await?;
+    authorize_view(&mut conn, state.graph.as_ref(), &user, id.0).await?;
     Ok(ApiJson(load_function(&mut conn, id.0, fid.0).await?))
 }
 
@@ -378,7 +385,8 @@ async fn capabilities(
     Ok(ApiJson(TorCapabilities {
         tor_id: id.0,
         user_id,
-        capabilities: abac::capabilities_on(&mut *conn, user_id, id.0).await?,
+        capabilities: abac::capabilities_on(&mut *conn, state.graph.as_ref(), user_id, id.0)
+            .await?,
     }))
 }
 
@@ -403,8 +411,14 @@ async fn check(
     let user_id = query.user_id.map_or(user.id, |u| u.0);
     require_self_or(&user, user_id, perm::USERS_VIEW)?;
     let capability = parse_capability(&query.capability)?;
-    let mut conn = state.db.acquire().await?;
-    users::require(&mut *conn, user_id).await?;
-    let allowed = abac::may_in(&mut conn, user_id, capability, query.tor_id.0).await?;
+    users::require(&state.db, user_id).await?;
+    let allowed = abac::may(
+        &state.db,
+        state.graph.as_ref(),
+        user_id,
+        capability,
+        query.tor_id.0,
+    )
+    .await?;
     Ok(ApiJson(CheckAnswer { allowed }))
 }

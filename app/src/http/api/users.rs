@@ -239,6 +239,6 @@ async fn capabilities(
     let mut conn = state.db.acquire().await?;
     users::require(&mut *conn, id.0).await?;
     Ok(ApiJson(Items {
-        items: abac::grants(&mut *conn, id.0).await?,
+        items: abac::grants(&mut *conn, state.graph.as_ref(), id.0).await?,
     }))
 }

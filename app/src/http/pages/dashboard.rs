@@ -72,7 +72,7 @@ async fn render_dashboard(
     .fetch_one(&state.db)
     .await?;
 
-    let grants = abac::grants(&state.db, user.id).await?;
+    let grants = abac::grants(&state.db, state.graph.as_ref(), user.id).await?;
     let everywhere: BTreeSet<&'static str> = grants
         .iter()
         .filter(|g| g.tor_id.is_none())

@@ -71,7 +71,7 @@ async fn map_page(
     PageUser(user): PageUser,
 ) -> PageResult<Response> {
     user.require(perm::TORS_VIEW)?;
-    let map = governance::map(&state.db).await?;
+    let map = governance::map(&state.db, state.graph.as_ref()).await?;
     let ordered = hierarchy(&map.tors, |t| t.tor.id, |t| t.tor.parent_id);
     let layout = Layout::new(
         &state,

@@ -118,7 +118,7 @@ async fn require_on_tor(
         tors::summary(&state.db, tor_id).await?;
         return Ok(());
     }
-    if abac::may(&state.db, user.id, capability, tor_id).await? {
+    if abac::may(&state.db, state.graph.as_ref(), user.id, capability, tor_id).await? {
         Ok(())
     } else {
         Err(AppError::Forbidden(format!(
@@ -392,7 +392,7 @@ async fn render_detail(
 ) -> PageResult {
     let detail = tors::detail(&state.db, id).await?;
     let all = tors::list(&state.db).await?;
-    let mine = abac::capabilities_on(&state.db, user.id, id).await?;
+    let mine = abac::capabilities_on(&state.db, state.graph.as_ref(), user.id, id).await?;
     let can_edit = user.can(perm::TORS_MANAGE) || mine.contains(&Capability::EditTor);
     let can_manage_members =
         user.can(perm::TORS_MANAGE) || mine.contains(&Capability::ManageMembers);
