@@ -236,15 +236,34 @@ impl GraphBackend for FalkorBackend {
         }
         for (label, rows) in by_label {
             // `label` is `E_` + a validated identifier; everything else is a parameter.
-            let query = format!(
-                "UNWIND $rows AS row \
-                 MERGE (n:{ENTITY_LABEL} {{env: $env, id: row.id}}) \
-                 SET n:{label} \
-                 SET n = row.props"
-            );
+            // Existing nodes are updated, then missing ones created with both labels in the
+            // CREATE pattern: adding a label to a node after creating it (MERGE then SET n:L)
+            // is two orders of magnitude slower in FalkorDB.
+            let params = || {
+                vec![
+                    ("env", string(env)),
+                    ("rows", FalkorValue::Array(rows.clone())),
+                ]
+            };
             self.run(
-                query,
-                vec![("env", string(env)), ("rows", FalkorValue::Array(rows))],
+                format!(
+                    "UNWIND $rows AS row \
+                     MATCH (n:{ENTITY_LABEL} {{env: $env, id: row.id}}) \
+                     SET n:{label} \
+                     SET n = row.props"
+                ),
+                params(),
+            )
+            .await?;
+            self.run(
+                format!(
+                    "UNWIND $rows AS row \
+                     OPTIONAL MATCH (n:{ENTITY_LABEL} {{env: $env, id: row.id}}) \
+                     WITH row, n WHERE n IS NULL \
+                     CREATE (m:{ENTITY_LABEL}:{label}) \
+                     SET m = row.props"
+                ),
+                params(),
             )
             .await?;
         }

@@ -171,9 +171,9 @@ impl Projection {
         )
     }
 
-    /// Records a failed graph-backed read (answered from Postgres instead).
-    pub fn read_failed(&self, error: &super::GraphError) {
-        tracing::warn!(env = %self.inner.env, error = %error, "graph read failed; answered from PostgreSQL");
+    /// Records a failed graph-backed read of `query` (answered from Postgres instead).
+    pub fn read_failed(&self, query: &'static str, error: &super::GraphError) {
+        tracing::warn!(query, env = %self.inner.env, %error, "graph read failed; answered from PostgreSQL");
         self.inner.metrics.failed(Failure::Read);
     }
 

@@ -422,15 +422,7 @@ where
     {
         match graph(backend, projection.env()).await {
             Ok(answer) => return Ok(answer),
-            Err(error) => {
-                // TODO(projection): count it with `projection.read_failed()` once that exists.
-                tracing::warn!(
-                    query = what,
-                    env = projection.env(),
-                    %error,
-                    "graph read failed; answering from Postgres"
-                );
-            }
+            Err(error) => projection.read_failed(what, &error),
         }
     }
     postgres().await
