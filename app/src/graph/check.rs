@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde_json::Value;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 
-use super::resync::{Rows, load_edges, load_nodes};
+use super::resync::{Rows, load_edges, load_nodes, snapshot};
 use super::{
     ENTITY_LABEL, GraphBackend, GraphEdge, GraphNode, GraphResult, Param, PropertyValue, is_secret,
     node_label, relationship_type,
@@ -149,11 +149,7 @@ pub async fn check<B: GraphBackend>(
         ..CheckReport::default()
     };
 
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = snapshot(pool).await?;
 
     let mut nodes = Merge::new(Item::Node, graph_nodes);
     let mut after = 0;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use super::{GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult};
 
@@ -86,11 +86,7 @@ async fn resync_locked<B: GraphBackend>(
     let started = Instant::now();
     backend.ensure_schema().await?;
 
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = snapshot(pool).await?;
     // The first query takes the snapshot; the stamp is read by the same statement.
     let stamp = postgres_stamp(&mut tx).await?;
 
@@ -122,6 +118,16 @@ async fn resync_locked<B: GraphBackend>(
         removed,
         duration: started.elapsed(),
     })
+}
+
+/// A read-only REPEATABLE READ transaction: everything read in it comes from one snapshot
+/// (taken by its first query), so relations always find their entities.
+pub(crate) async fn snapshot(pool: &PgPool) -> GraphResult<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 /// The Postgres server's clock in microseconds since the epoch: the one clock every

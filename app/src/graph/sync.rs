@@ -9,14 +9,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use sqlx::{Connection, PgPool};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::metrics::Failure;
 use super::projection::{Change, Notification, Projection};
-use super::resync::{Rows, load_edges, load_nodes, postgres_stamp};
+use super::resync::{Rows, load_edges, load_nodes, postgres_stamp, snapshot};
 use super::{Backend, Credentials, EdgeRef, GraphBackend, GraphResult};
 
 /// The channel the graph_notify migration's triggers notify.
@@ -305,11 +305,7 @@ pub async fn apply<B: GraphBackend>(
     let entity_ids: Vec<i64> = entity_ids.into_iter().collect();
     let relation_ids: Vec<i64> = relations.iter().map(|edge| edge.id).collect();
 
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = snapshot(pool).await?;
     let stamp = postgres_stamp(&mut tx).await?;
     let nodes = load_nodes(&mut tx, env, Rows::Ids(&entity_ids)).await?;
     let edges = load_edges(&mut tx, env, Rows::Ids(&relation_ids)).await?;
