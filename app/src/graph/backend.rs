@@ -70,7 +70,7 @@ impl Backend {
 }
 
 /// `uri` with `credentials` as its userinfo, unless it already has one.
-fn with_credentials(uri: &str, credentials: &Credentials) -> GraphResult<String> {
+pub(super) fn with_credentials(uri: &str, credentials: &Credentials) -> GraphResult<String> {
     let Some(password) = &credentials.password else {
         return Ok(uri.to_string());
     };

@@ -20,7 +20,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 use super::{
     Credentials, EdgeRef, FalkorBackend, GraphBackend, GraphEdge, GraphNode, GraphResult, IfBusy,
-    Param, PropertyValue, projected_properties, relationship_type, resync,
+    Param, projected_properties, relationship_type, resync,
 };
 use crate::local_postgres::{LocalAuth, LocalPostgres, LocalPostgresOptions};
 use crate::{db, seed};
@@ -490,7 +490,7 @@ pub mod baseline {
 
     impl Graph {
         pub async fn connect(target: &GraphTarget, graph_name: &str) -> anyhow::Result<Graph> {
-            let uri = with_credentials(&target.uri, &target.credentials)?;
+            let uri = super::super::backend::with_credentials(&target.uri, &target.credentials)?;
             // The same indexes ours has.
             FalkorBackend::connect(&uri, graph_name)
                 .await?
@@ -656,35 +656,9 @@ pub mod baseline {
         properties: &std::collections::BTreeMap<String, Value>,
     ) -> impl Iterator<Item = (String, FalkorValue)> + '_ {
         projected_properties(properties).map(|(key, value)| {
-            let value = match value {
-                PropertyValue::Bool(b) => FalkorValue::Bool(b),
-                PropertyValue::Int(i) => FalkorValue::I64(i),
-                PropertyValue::Float(f) => FalkorValue::F64(f),
-                PropertyValue::Str(s) | PropertyValue::Json(s) => FalkorValue::String(s),
-                PropertyValue::StrList(items) => {
-                    FalkorValue::Array(items.into_iter().map(FalkorValue::String).collect())
-                }
-                PropertyValue::IntList(items) => {
-                    FalkorValue::Array(items.into_iter().map(FalkorValue::I64).collect())
-                }
-            };
+            let value = super::super::falkor::to_falkor(value);
             (key, value)
         })
-    }
-
-    /// `uri` with `credentials` as its userinfo unless it has one (as the backend does).
-    fn with_credentials(uri: &str, credentials: &Credentials) -> anyhow::Result<String> {
-        let Some(password) = &credentials.password else {
-            return Ok(uri.to_string());
-        };
-        let mut url = url::Url::parse(uri).map_err(|_| anyhow::anyhow!("invalid graph URI"))?;
-        if url.password().is_none() {
-            let bad = |_| anyhow::anyhow!("invalid graph URI");
-            url.set_username(credentials.username.as_deref().unwrap_or("default"))
-                .map_err(bad)?;
-            url.set_password(Some(password)).map_err(bad)?;
-        }
-        Ok(url.to_string())
     }
 }
 
@@ -965,11 +939,18 @@ impl fmt::Display for BenchReport {
         writeln!(f)?;
 
         let met = |ok: bool| if ok { "met" } else { "NOT MET" };
+        // Entities per second in the entity phase (every node written), and over the whole
+        // resync, whose time is mostly the relationships (two index lookups each).
+        let phase_eps = ours.nodes.per_second();
         let eps = ours.entities_per_second();
         writeln!(
             f,
-            "target >= {:.0} entities/s (ours, full resync): {:.0} entities/s, {}",
+            "target >= {:.0} entities/s: entity phase {:.0} entities/s, {}; full resync \
+             (with {} relations) {:.0} entities/s, {}",
             TARGET_ENTITIES_PER_SECOND,
+            phase_eps,
+            met(phase_eps >= TARGET_ENTITIES_PER_SECOND),
+            ours.edges.items,
             eps,
             met(eps >= TARGET_ENTITIES_PER_SECOND)
         )?;

@@ -66,7 +66,7 @@ impl FalkorBackend {
     }
 }
 
-fn to_falkor(value: PropertyValue) -> FalkorValue {
+pub(super) fn to_falkor(value: PropertyValue) -> FalkorValue {
     match value {
         PropertyValue::Bool(b) => FalkorValue::Bool(b),
         PropertyValue::Int(i) => FalkorValue::I64(i),
