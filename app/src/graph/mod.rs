@@ -14,6 +14,7 @@
 mod backend;
 pub mod bench;
 mod check;
+mod cypher;
 mod falkor;
 pub mod metrics;
 mod model;

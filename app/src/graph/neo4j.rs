@@ -29,11 +29,11 @@ use neo4rs::{
 };
 use serde_json::Value;
 
+use super::cypher;
 use super::model::RUN_FIELD;
 use super::{
     Credentials, ENTITY_LABEL, EdgeRef, GraphBackend, GraphEdge, GraphError, GraphNode,
-    GraphResult, Param, PropertyValue, decode_property_key, node_label, projected_properties,
-    redact, relationship_type,
+    GraphResult, Param, PropertyValue, decode_property_key, projected_properties, redact,
 };
 
 /// URI schemes served by this backend.
@@ -447,23 +447,10 @@ impl GraphBackend for Neo4jBackend {
     }
 
     async fn upsert_nodes(&self, env: &str, stamp: i64, nodes: &[GraphNode]) -> GraphResult<()> {
-        let mut by_label: BTreeMap<String, Vec<BoltType>> = BTreeMap::new();
-        for node in nodes {
-            by_label
-                .entry(node_label(&node.entity_type)?)
-                .or_default()
-                .push(node_row(env, stamp, node));
-        }
-        for (label, rows) in by_label {
-            // `label` is `E_` + a validated identifier; everything else is a parameter.
-            let query = format!(
-                "UNWIND $rows AS row \
-                 MERGE (n:{ENTITY_LABEL} {{env: $env, id: row.id}}) \
-                 SET n:{label} \
-                 SET n = row.props"
-            );
+        for (label, rows) in cypher::nodes_by_label(nodes, |node| node_row(env, stamp, node))? {
+            // MERGE: the uniqueness constraint makes it safe against concurrent creators.
             self.run(
-                neo4rs::query(&query)
+                neo4rs::query(&cypher::merge_nodes(&label))
                     .param("env", env)
                     .param("rows", list(rows.into_iter())),
             )
@@ -473,24 +460,9 @@ impl GraphBackend for Neo4jBackend {
     }
 
     async fn upsert_edges(&self, env: &str, stamp: i64, edges: &[GraphEdge]) -> GraphResult<()> {
-        let mut by_type: BTreeMap<String, Vec<BoltType>> = BTreeMap::new();
-        for edge in edges {
-            by_type
-                .entry(relationship_type(&edge.relation_type)?)
-                .or_default()
-                .push(edge_row(env, stamp, edge));
-        }
-        for (rel_type, rows) in by_type {
-            // `rel_type` is `R_` + a validated identifier; everything else is a parameter.
-            let query = format!(
-                "UNWIND $rows AS row \
-                 MATCH (s:{ENTITY_LABEL} {{env: $env, id: row.source_id}}) \
-                 MATCH (t:{ENTITY_LABEL} {{env: $env, id: row.target_id}}) \
-                 MERGE (s)-[r:{rel_type} {{env: $env, id: row.id}}]->(t) \
-                 SET r = row.props"
-            );
+        for (rel_type, rows) in cypher::edges_by_type(edges, |edge| edge_row(env, stamp, edge))? {
             self.run(
-                neo4rs::query(&query)
+                neo4rs::query(&cypher::merge_edges(&rel_type))
                     .param("env", env)
                     .param("rows", list(rows.into_iter())),
             )
