@@ -35,6 +35,12 @@ use serde::{Deserialize, Serialize};
         "metadata.name must be at most {} characters (names of owned objects derive from it)",
         crate::validate::MAX_NAME_LEN
     ))),
+    // The database identity is fixed for the environment's life, defaults included: a name
+    // or role set later must equal what the environment already uses.
+    validation = Rule::new(database_identity_rule("name"))
+        .message("spec.database.name is fixed for the environment's life (the default is ahlt_ + metadata.name with - and . as _); see docs/operations.md to move an environment to another database"),
+    validation = Rule::new(database_identity_rule("role"))
+        .message("spec.database.role is fixed for the environment's life (the default is the database name); see docs/operations.md to move an environment to another database"),
     scale(
         spec_replicas_path = ".spec.replicas",
         status_replicas_path = ".status.replicas",
@@ -108,6 +114,22 @@ pub struct AhltEnvironmentSpec {
     /// Settings of the app container: log level, cookie security, extra environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<AppSpec>,
+}
+
+/// A transition rule at the root, where `metadata.name` is visible: the effective database
+/// `field` (`name` or `role`, defaults applied as [`crate::validate`] applies them) must not
+/// change.
+fn database_identity_rule(field: &str) -> String {
+    let name = |o: &str| {
+        format!(
+            "(has({o}.spec.database.name) ? {o}.spec.database.name : 'ahlt_' + {o}.metadata.name.replace('-', '_').replace('.', '_'))"
+        )
+    };
+    let effective = |o: &str| match field {
+        "role" => format!("(has({o}.spec.database.role) ? {o}.spec.database.role : {})", name(o)),
+        _ => name(o),
+    };
+    format!("{} == {}", effective("self"), effective("oldSelf"))
 }
 
 /// Environment profile. Variant docs also keep `null` out of the schema's `enum` list when
@@ -404,12 +426,13 @@ pub struct AppSpec {
     /// has TLS, else false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cookie_secure: Option<bool>,
-    /// Extra environment variables for the app container, at most 100. The variables the
-    /// operator manages (DATABASE_URL, SESSION_KEY, ADMIN_PASSWORD, APP_ENV, AHLT_ENV_NAME,
-    /// PORT, RUST_LOG, COOKIE_SECURE) are refused.
+    /// Extra environment variables for the app container, at most 100, each name once (a
+    /// duplicate is reported as InvalidSpec). The variables the operator manages (APP_ENV, RUST_LOG, LOG_FORMAT, COOKIE_SECURE,
+    /// AHLT_ENV_NAME, PORT, TRUST_FORWARDED_FOR, GRAPH_URI, GRAPH_USERNAME, GRAPH_PASSWORD,
+    /// DATABASE_URL, SESSION_KEY, ADMIN_PASSWORD) are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 100))]
-    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'SESSION_KEY', 'ADMIN_PASSWORD', 'APP_ENV', 'AHLT_ENV_NAME', 'PORT', 'RUST_LOG', 'COOKIE_SECURE']))").message("app.env must not set variables the operator manages"))]
+    #[x_kube(validation = Rule::new(crate::build::env_vars::reserved_rule()).message("app.env must not set variables the operator manages"))]
     pub env: Option<Vec<EnvVar>>,
 }
 

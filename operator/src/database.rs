@@ -251,6 +251,19 @@ pub enum DatabaseError {
 
 impl DatabaseError {
     /// The condition reason / metric label: the variant name.
+    /// Every reason [`Self::reason`] returns (plus `Database` for an unclassified failure of
+    /// the provisioning task itself).
+    pub const REASONS: [&'static str; 8] = [
+        "Unreachable",
+        "AuthenticationFailed",
+        "PermissionDenied",
+        "InvalidIdentifier",
+        "InvalidPassword",
+        "InvalidAdminSecret",
+        "Conflict",
+        "Database",
+    ];
+
     pub fn reason(&self) -> &'static str {
         match self {
             DatabaseError::Unreachable { .. } => "Unreachable",

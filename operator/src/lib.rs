@@ -11,4 +11,6 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod render;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validate;

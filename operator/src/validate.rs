@@ -115,6 +115,14 @@ pub enum ValidationError {
 }
 
 impl ValidationError {
+    /// Every reason [`Self::reason`] returns.
+    pub const REASONS: [&'static str; 4] = [
+        "NameTooLong",
+        "MissingNamespace",
+        "InvalidDatabaseName",
+        "InvalidSpec",
+    ];
+
     /// Bounded, CamelCase reason for conditions and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -218,6 +226,21 @@ pub fn validate(env: &AhltEnvironment) -> Result<ValidatedEnv, ValidationError> 
     }
 
     let app = spec.app.clone().unwrap_or_default();
+    let env_vars = app.env.as_deref().unwrap_or_default();
+    for (i, var) in env_vars.iter().enumerate() {
+        if crate::build::env_vars::MANAGED.contains(&var.name.as_str()) {
+            return Err(ValidationError::InvalidSpec(format!(
+                "app.env sets {}, which the operator manages",
+                var.name
+            )));
+        }
+        if env_vars[..i].iter().any(|earlier| earlier.name == var.name) {
+            return Err(ValidationError::InvalidSpec(format!(
+                "app.env sets {} twice",
+                var.name
+            )));
+        }
+    }
     let has_tls = ingress.as_ref().is_some_and(|i| i.tls.is_some());
     Ok(ValidatedEnv {
         generation: env.metadata.generation.unwrap_or_default(),

@@ -53,6 +53,32 @@ pub mod env_vars {
     pub const DATABASE_URL: &str = "DATABASE_URL";
     pub const SESSION_KEY: &str = "SESSION_KEY";
     pub const ADMIN_PASSWORD: &str = "ADMIN_PASSWORD";
+
+    /// Every variable the operator sets. `spec.app.env` may not set any of them: the schema's
+    /// rule is generated from this list ([`reserved_rule`]), and a test checks that every
+    /// variable the builders emit is on it.
+    pub const MANAGED: [&str; 13] = [
+        APP_ENV,
+        RUST_LOG,
+        LOG_FORMAT,
+        COOKIE_SECURE,
+        AHLT_ENV_NAME,
+        PORT,
+        TRUST_FORWARDED_FOR,
+        GRAPH_URI,
+        GRAPH_USERNAME,
+        GRAPH_PASSWORD,
+        DATABASE_URL,
+        SESSION_KEY,
+        ADMIN_PASSWORD,
+    ];
+
+    /// The CEL rule on `spec.app.env` that refuses [`MANAGED`] names: a variable the
+    /// builder also sets would be a duplicate, which makes the Deployment apply fail.
+    pub fn reserved_rule() -> String {
+        let names: Vec<String> = MANAGED.iter().map(|n| format!("'{n}'")).collect();
+        format!("self.all(e, !(e.name in [{}]))", names.join(", "))
+    }
 }
 
 /// Values of `app.kubernetes.io/component`.

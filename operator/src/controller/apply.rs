@@ -1,5 +1,6 @@
 //! Writes to the API server, in one place: server-side apply of children (skipped when the
-//! child already carries the hash of the desired object), status and finalizer patches.
+//! cluster already holds what the operator declares, see [`super::drift`]), status merge
+//! patches and finalizer JSON patches.
 
 use std::fmt::Debug;
 
@@ -11,43 +12,66 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::error::Error;
+use super::drift;
+use super::error::{ApplyError, FinalizerError, StatusError};
 use crate::crd::{AhltEnvironment, AhltEnvironmentStatus};
 use crate::names;
 
-/// Annotation with the digest of what the operator last applied to a child. An equal digest
-/// means the apply would change nothing, so no request is sent (a no-op pass writes nothing).
+/// Annotation with the digest of what the operator declares for a child. Part of the
+/// declared fields, so a field the operator stops declaring changes it and the next apply
+/// removes that field (server-side apply drops fields its manager no longer sends).
 pub const APPLIED_HASH: &str = "ahlt.io/applied-hash";
 
 /// Digest of any serializable value (hex, 16 characters).
-pub fn digest<T: Serialize>(value: &T) -> Result<String, Error> {
-    let bytes = serde_json::to_vec(value).map_err(Error::Serialize)?;
-    Ok(hex::encode(&Sha256::digest(&bytes)[..8]))
+pub fn digest<T: Serialize>(value: &T) -> String {
+    // Serializing k8s-openapi objects cannot fail: they are plain data.
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
 }
 
 /// Sets [`APPLIED_HASH`] on `obj` to the digest of `obj` without it.
-pub fn stamp<K: Resource + Serialize>(obj: &mut K) -> Result<(), Error> {
+pub fn stamp<K: Resource + Serialize>(obj: &mut K) {
     obj.annotations_mut().remove(APPLIED_HASH);
-    let hash = digest(obj)?;
+    let hash = digest(obj);
     obj.annotations_mut().insert(APPLIED_HASH.to_owned(), hash);
-    Ok(())
 }
 
-/// True when `observed` already carries the stamp of `desired`.
-pub fn is_current<K: Resource>(desired: &K, observed: Option<&K>) -> bool {
-    let hash = |o: &K| o.annotations().get(APPLIED_HASH).cloned();
-    observed.is_some_and(|o| hash(o).is_some() && hash(o) == hash(desired))
+/// True when `observed` holds every field `desired` declares (digest included).
+pub fn is_current<K: Serialize>(desired: &K, observed: Option<&K>) -> bool {
+    let json = |o: &K| serde_json::to_value(o).unwrap_or_default();
+    observed.is_some_and(|o| drift::holds(&json(desired), &json(o)))
+}
+
+fn kind<K: Resource<DynamicType = ()>>() -> &'static str {
+    // Every child kind is a k8s-openapi type with a static kind.
+    match K::kind(&()).as_ref() {
+        "ConfigMap" => "ConfigMap",
+        "Secret" => "Secret",
+        "Service" => "Service",
+        "Deployment" => "Deployment",
+        "Ingress" => "Ingress",
+        "Job" => "Job",
+        _ => "object",
+    }
 }
 
 fn apply_params() -> PatchParams {
     PatchParams::apply(names::FIELD_MANAGER).force()
 }
 
-/// Applies a stamped child unless `observed` is already current; returns the object as the
-/// server has it afterwards (or `observed` when nothing was sent).
-pub async fn apply_child<K>(api: &Api<K>, desired: &K, observed: Option<&K>) -> Result<K, Error>
+/// Applies a stamped child unless `observed` already holds it (no drift, no change); returns
+/// the object as the server has it afterwards (or `observed` when nothing was sent).
+pub async fn apply_child<K>(
+    api: &Api<K>,
+    desired: &K,
+    observed: Option<&K>,
+) -> Result<K, ApplyError>
 where
-    K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
 {
     if let Some(current) = observed
         && is_current(desired, Some(current))
@@ -55,9 +79,14 @@ where
         return Ok(current.clone());
     }
     let name = desired.name_any();
-    Ok(api
-        .patch(&name, &apply_params(), &Patch::Apply(desired))
-        .await?)
+    api.patch(&name, &apply_params(), &Patch::Apply(desired))
+        .await
+        .map_err(|source| ApplyError {
+            verb: "apply",
+            kind: kind::<K>(),
+            name,
+            source,
+        })
 }
 
 /// Deletes a child this environment owns (managed-by label and controller ownerReference).
@@ -65,9 +94,12 @@ pub async fn delete_owned<K>(
     api: &Api<K>,
     child: &K,
     owner: &AhltEnvironment,
-) -> Result<bool, Error>
+) -> Result<bool, ApplyError>
 where
-    K: Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Clone + Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
 {
     let managed = child
         .labels()
@@ -83,23 +115,26 @@ where
         return Ok(false);
     }
     api.delete(&child.name_any(), &DeleteParams::background())
-        .await?;
+        .await
+        .map_err(|source| ApplyError {
+            verb: "delete",
+            kind: kind::<K>(),
+            name: child.name_any(),
+            source,
+        })?;
     Ok(true)
 }
 
 /// The JSON merge patch that turns `current` into `next`: fields `next` lacks are nulled.
-pub fn status_patch(
-    current: &AhltEnvironmentStatus,
-    next: &AhltEnvironmentStatus,
-) -> Result<Value, Error> {
-    let mut body = serde_json::to_value(next).map_err(Error::Serialize)?;
-    let old = serde_json::to_value(current).map_err(Error::Serialize)?;
+pub fn status_patch(current: &AhltEnvironmentStatus, next: &AhltEnvironmentStatus) -> Value {
+    let mut body = serde_json::to_value(next).unwrap_or_default();
+    let old = serde_json::to_value(current).unwrap_or_default();
     if let (Value::Object(new_fields), Value::Object(old_fields)) = (&mut body, old) {
         for key in old_fields.keys() {
             new_fields.entry(key.clone()).or_insert(Value::Null);
         }
     }
-    Ok(json!({ "status": body }))
+    json!({ "status": body })
 }
 
 /// Writes `next` unless it equals `current`. Returns whether a request was sent.
@@ -108,38 +143,66 @@ pub async fn write_status(
     env: &AhltEnvironment,
     current: &AhltEnvironmentStatus,
     next: &AhltEnvironmentStatus,
-) -> Result<bool, Error> {
+) -> Result<bool, StatusError> {
     if current == next {
         return Ok(false);
     }
-    let patch = status_patch(current, next)?;
+    let patch = status_patch(current, next);
     api.patch_status(
         &env.name_any(),
         &PatchParams::default(),
         &Patch::Merge(&patch),
     )
-    .await?;
+    .await
+    .map_err(|source| StatusError {
+        name: env.name_any(),
+        source,
+    })?;
     Ok(true)
 }
 
-/// Merge patch of `metadata.finalizers`, guarded by resourceVersion so a concurrent change of
-/// the list makes the request fail (409) instead of dropping someone else's finalizer.
-pub async fn set_finalizers(
+/// Adds or removes [`names::FINALIZER`] with a JSON patch that first tests the list it read:
+/// a concurrent change of the list fails the patch instead of being overwritten, and no
+/// resourceVersion precondition is needed (one that a status write earlier in the same pass
+/// would already have made stale).
+pub async fn set_finalizer(
     api: &Api<AhltEnvironment>,
     env: &AhltEnvironment,
-    finalizers: Vec<String>,
-) -> Result<(), Error> {
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": env.resource_version(),
-        }
-    });
+    present: bool,
+) -> Result<(), FinalizerError> {
+    let current = env.finalizers();
+    let has = current.iter().any(|f| f == names::FINALIZER);
+    if has == present {
+        return Ok(());
+    }
+    let test = if env.meta().finalizers.is_none() {
+        json!({"op": "test", "path": "/metadata/finalizers", "value": null})
+    } else {
+        json!({"op": "test", "path": "/metadata/finalizers", "value": current})
+    };
+    let change = if present && current.is_empty() {
+        json!({"op": "add", "path": "/metadata/finalizers", "value": [names::FINALIZER]})
+    } else if present {
+        json!({"op": "add", "path": "/metadata/finalizers/-", "value": names::FINALIZER})
+    } else {
+        let index = current
+            .iter()
+            .position(|f| f == names::FINALIZER)
+            .unwrap_or_default();
+        json!({"op": "remove", "path": format!("/metadata/finalizers/{index}")})
+    };
+    let patch: json_patch::Patch = serde_json::from_value(json!([test, change]))
+        .expect("a well-formed JSON patch");
     api.patch(
         &env.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(&patch),
+        &Patch::<()>::Json(patch),
     )
-    .await?;
+    .await
+    .map_err(|source| FinalizerError {
+        action: if present { "adding" } else { "removing" },
+        name: env.name_any(),
+        source,
+    })?;
     Ok(())
 }

@@ -89,9 +89,52 @@ impl<K: Hash + Eq> Backoff<K> {
     }
 }
 
+/// Reconnect delays of the watches: 250 ms doubling to 3 s, with jitter, reset by the
+/// controller once a watch works again. Short on purpose: after an API-server restart the
+/// watches must resume within seconds, and a failing connect costs the server nothing.
+#[derive(Debug, Default)]
+pub struct WatchBackoff {
+    attempt: u32,
+}
+
+pub const WATCH_BASE: Duration = Duration::from_millis(250);
+pub const WATCH_MAX: Duration = Duration::from_secs(3);
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.attempt = self.attempt.saturating_add(1);
+        Some(delay(
+            self.attempt,
+            WATCH_BASE,
+            WATCH_MAX,
+            rand::thread_rng().r#gen::<f64>(),
+        ))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watch_reconnects_stay_within_seconds_and_reset() {
+        use kube::runtime::utils::Backoff as _;
+        let mut backoff = WatchBackoff::default();
+        let delays: Vec<Duration> = (&mut backoff).take(20).collect();
+        assert!(delays.iter().all(|d| *d <= WATCH_MAX));
+        assert!(delays[0] <= WATCH_BASE);
+        assert!(delays[19] >= WATCH_MAX.mul_f64(0.75));
+        backoff.reset();
+        assert!(backoff.next().unwrap() <= WATCH_BASE);
+    }
 
     #[test]
     fn delay_doubles_up_to_the_cap() {

@@ -1,46 +1,137 @@
-//! Why a reconcile pass failed. Variant names are bounded: they are the `reason` label of
-//! the failure metric and, for external causes, the condition reason.
+//! Why a reconcile pass failed: one error type per step, each naming what it worked on.
+//! [`Error::step`] is the bounded `reason` label of the failure metric; [`Error::reason`] is
+//! the condition reason users see (the database's own reasons, `Kube` for API failures).
 
 use super::provision::ProvisionError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A Kubernetes API request failed.
-    #[error("Kubernetes API request failed: {0}")]
-    Kube(#[source] kube::Error),
-
-    /// The Secret named by `spec.database.adminSecretRef` does not exist.
-    #[error("admin Secret {namespace}/{name} not found")]
-    AdminSecretNotFound { namespace: String, name: String },
-
-    /// Creating or dropping the database failed.
-    #[error("{0}")]
-    Database(ProvisionError),
-
+    #[error("observe: {0}")]
+    Observe(#[from] ObserveError),
+    #[error("database: {0}")]
+    Database(#[from] DatabaseStepError),
+    #[error("apply: {0}")]
+    Apply(#[from] ApplyError),
+    #[error("status: {0}")]
+    Status(#[from] StatusError),
+    #[error("finalizer: {0}")]
+    Finalizer(#[from] FinalizerError),
+    #[error("graph: {0}")]
+    Graph(#[from] GraphError),
     /// The AhltEnvironment lacks metadata the API server always sets (uid, namespace).
     #[error("the AhltEnvironment is missing metadata.{0}")]
     MissingMetadata(&'static str),
-
-    /// An object could not be serialized for a request.
-    #[error("cannot serialize an object: {0}")]
-    Serialize(#[source] serde_json::Error),
 }
+
+/// A read of an input or child failed.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {kind} {namespace}/{name} failed: {source}")]
+pub struct ObserveError {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// The database step: credentials, the database Secret, the role and database.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseStepError {
+    /// The Secret named by `spec.database.adminSecretRef` does not exist.
+    #[error("admin Secret {namespace}/{name} not found")]
+    AdminSecretNotFound { namespace: String, name: String },
+    /// Creating or dropping the database failed.
+    #[error("{0}")]
+    Provision(ProvisionError),
+    /// Reading the admin Secret failed.
+    #[error("{0}")]
+    Observe(ObserveError),
+    /// Writing the database Secret failed.
+    #[error("{0}")]
+    Secret(ApplyError),
+}
+
+/// A write of a child failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{verb} {kind} {name} failed: {source}")]
+pub struct ApplyError {
+    /// `apply`, `create` or `delete`.
+    pub verb: &'static str,
+    pub kind: &'static str,
+    pub name: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// The status write failed.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the status of {name} failed: {source}")]
+pub struct StatusError {
+    pub name: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// Adding or removing the finalizer failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} the finalizer of {name} failed: {source}")]
+pub struct FinalizerError {
+    /// `adding` or `removing`.
+    pub action: &'static str,
+    pub name: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// The graph step: reading its Job or credentials, or creating the Job.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("{0}")]
+    Observe(ObserveError),
+    #[error("{0}")]
+    Apply(ApplyError),
+}
+
+/// Steps, as metric labels.
+pub const STEPS: [&str; 7] = [
+    "observe",
+    "database",
+    "apply",
+    "status",
+    "finalizer",
+    "graph",
+    "metadata",
+];
 
 impl Error {
-    /// Bounded label for metrics and logs.
-    pub fn metric_label(&self) -> &'static str {
+    /// The step that failed: the bounded label of the failure metric.
+    pub fn step(&self) -> &'static str {
         match self {
-            Error::Kube(_) => "Kube",
-            Error::AdminSecretNotFound { .. } => "AdminSecretNotFound",
-            Error::Database(e) => e.reason,
-            Error::MissingMetadata(_) => "MissingMetadata",
-            Error::Serialize(_) => "Serialize",
+            Error::Observe(_) => STEPS[0],
+            Error::Database(_) => STEPS[1],
+            Error::Apply(_) => STEPS[2],
+            Error::Status(_) => STEPS[3],
+            Error::Finalizer(_) => STEPS[4],
+            Error::Graph(_) => STEPS[5],
+            Error::MissingMetadata(_) => STEPS[6],
         }
     }
-}
 
-impl From<kube::Error> for Error {
-    fn from(e: kube::Error) -> Self {
-        Error::Kube(e)
+    /// The condition reason: the database's bounded reasons, `Kube` for API failures.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Database(DatabaseStepError::AdminSecretNotFound { .. }) => {
+                "AdminSecretNotFound"
+            }
+            Error::Database(DatabaseStepError::Provision(e)) => e.reason,
+            Error::MissingMetadata(_) => "MissingMetadata",
+            _ => "Kube",
+        }
+    }
+
+    /// A failure of the Kubernetes API (network, server, conflict) rather than of an
+    /// external system or the spec: retried soon, since it heals on its own.
+    pub fn is_api_failure(&self) -> bool {
+        self.reason() == "Kube"
     }
 }

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Api, Client};
 
 use super::apply;
-use super::error::Error;
+use super::error::GraphError;
 use super::observe::{self, JobPhase};
 use super::status::{GraphObservation, WorkloadObservation};
 use crate::build::{self, jobs::RESYNC_BACKOFF_LIMIT};
@@ -167,7 +167,7 @@ pub async fn step(
     current: &AhltEnvironmentStatus,
     workload: &WorkloadObservation,
     owner: &OwnerReference,
-) -> Result<GraphObservation, Error> {
+) -> Result<GraphObservation, GraphError> {
     let serving = serving_image(current, workload);
     let target = match plan(env, serving.as_deref(), current.graph.as_ref()) {
         Plan::NotConfigured => return Ok(GraphObservation::NotConfigured),
@@ -180,7 +180,9 @@ pub async fn step(
         Plan::Run(target) => target,
     };
     let jobs: Api<Job> = Api::namespaced(client.clone(), &env.namespace);
-    let job = observe::get(&jobs, &target.job).await?;
+    let job = observe::get(&jobs, &target.job)
+        .await
+        .map_err(GraphError::Observe)?;
     if let Some(seen) = report(&target, job.as_ref(), current.graph.as_ref()) {
         return Ok(seen);
     }
@@ -190,7 +192,9 @@ pub async fn step(
         .and_then(|g| g.credentials_secret.as_ref())
     {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &env.namespace);
-        let secret = observe::get(&secrets, name).await?;
+        let secret = observe::get(&secrets, name)
+            .await
+            .map_err(GraphError::Observe)?;
         if let Some(message) = credentials_problem(name, secret.as_ref()) {
             return Ok(GraphObservation::CredentialsMissing { message });
         }
@@ -199,9 +203,11 @@ pub async fn step(
     let Some(mut desired) = build::resync_job(env, owner, &target.image, request) else {
         return Ok(GraphObservation::NotConfigured);
     };
-    apply::stamp(&mut desired)?;
+    apply::stamp(&mut desired);
     // Created once (see build::jobs): never re-applied.
-    let created = apply::apply_child(&jobs, &desired, None).await?;
+    let created = apply::apply_child(&jobs, &desired, None)
+        .await
+        .map_err(GraphError::Apply)?;
     Ok(observation(&target, job_phase(&created)))
 }
 

@@ -3,11 +3,14 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod cleanup;
+pub mod drift;
 pub mod error;
 pub mod graph;
 pub mod observe;
 pub mod provision;
 pub mod reconcile;
+pub mod rollout;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -95,26 +98,81 @@ where
     }
 }
 
+/// Server-side timeout of every watch. The watcher takes a watch without data for this plus
+/// 5 s as dead and opens a new one, so a connection that died silently (an API server
+/// restarted behind a load balancer) is replaced within 20 s.
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Longest wait for the next bytes of a response: a request on a dead pooled connection fails
+/// instead of hanging (kube sets no read timeout). Above [`WATCH_TIMEOUT`], which bounds
+/// the silence of a healthy watch.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Longest wait for a TCP connection to the API server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The operator's connection settings, on top of what `kube::Config::infer` found.
+pub fn tune_client_config(config: &mut kube::Config) {
+    config.read_timeout = Some(READ_TIMEOUT);
+    // Time a pooled connection sat idle does not count against the next response.
+    config.reset_reader_on_write = true;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+}
+
+/// The client `run` uses: inferred configuration, tuned for fast recovery.
+pub async fn client() -> anyhow::Result<Client> {
+    let mut config = kube::Config::infer().await?;
+    tune_client_config(&mut config);
+    Ok(Client::try_from(config)?)
+}
+
+/// Every reason a condition can carry: status's own, the validator's and the database's.
+pub fn all_reasons() -> Vec<&'static str> {
+    let mut reasons: Vec<&'static str> = status::Reason::ALL.map(status::Reason::as_str).to_vec();
+    reasons.extend(crate::validate::ValidationError::REASONS);
+    reasons.extend(crate::database::DatabaseError::REASONS);
+    reasons.extend(["AdminSecretNotFound", "Kube"]);
+    reasons.sort_unstable();
+    reasons.dedup();
+    reasons
+}
+
+/// The controller: AhltEnvironments and the children they own, watched with timeouts and a
+/// reconnect backoff that let it resume within seconds after the API server answers again.
+pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<AhltEnvironment> {
+    let watch = watcher::Config::default().timeout(WATCH_TIMEOUT.as_secs() as u32);
+    // Children are watched by the managed-by label only: the operator never caches foreign objects.
+    let children = watch
+        .clone()
+        .labels(&format!("app.kubernetes.io/managed-by={}", names::MANAGED_BY));
+    Controller::new(api::<AhltEnvironment>(client, namespace), watch)
+        .owns(api::<ConfigMap>(client, namespace), children.clone())
+        .owns(api::<Secret>(client, namespace), children.clone())
+        .owns(api::<Service>(client, namespace), children.clone())
+        .owns(api::<Deployment>(client, namespace), children.clone())
+        .owns(api::<Ingress>(client, namespace), children.clone())
+        .owns(api::<Job>(client, namespace), children)
+        .trigger_backoff(backoff::WatchBackoff::default())
+}
+
+/// Runs `controller` with `ctx` until it stops (after its shutdown trigger fired).
+pub async fn drive(controller: Controller<AhltEnvironment>, ctx: Arc<Context>) {
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(env = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "controller event"),
+            }
+        })
+        .await;
+}
+
 /// Runs the controller until SIGTERM or Ctrl-C, with the HTTP server beside it.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
+    let client = client().await?;
     let ns = config.namespace.as_deref();
-    // Children are watched by the managed-by label only: the operator never caches foreign objects.
-    let children = watcher::Config::default().labels(&format!(
-        "app.kubernetes.io/managed-by={}",
-        names::MANAGED_BY
-    ));
-    let controller = Controller::new(
-        api::<AhltEnvironment>(&client, ns),
-        watcher::Config::default(),
-    )
-    .owns(api::<ConfigMap>(&client, ns), children.clone())
-    .owns(api::<Secret>(&client, ns), children.clone())
-    .owns(api::<Service>(&client, ns), children.clone())
-    .owns(api::<Deployment>(&client, ns), children.clone())
-    .owns(api::<Ingress>(&client, ns), children.clone())
-    .owns(api::<Job>(&client, ns), children)
-    .shutdown_on_signal();
+    let controller = controller(&client, ns).shutdown_on_signal();
 
     let store = controller.store();
     let metrics = Arc::new(Metrics::default());
@@ -167,14 +225,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     tracing::info!(namespace = ns.unwrap_or("<all>"), "controller starting");
-    let controller = controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(env = %obj, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "controller event"),
-            }
-        });
+    let controller = drive(controller, ctx);
     let deposed = async {
         match elector.as_mut() {
             Some(elector) => elector.deposed().await,

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::{Api, Client};
 
-use super::error::Error;
+use super::error::ObserveError;
 use super::status::{MigrationObservation, WorkloadObservation};
 use crate::names;
 use crate::validate::ValidatedEnv;
@@ -31,39 +31,61 @@ pub struct Observed {
 
 /// GETs, in a fixed order: admin Secret, database Secret, app Secret, ConfigMap, migration
 /// Job, Deployment, Service, Ingress.
-pub async fn observe(client: &Client, env: &ValidatedEnv) -> Result<Observed, Error> {
+pub async fn observe(client: &Client, env: &ValidatedEnv) -> Result<Observed, ObserveError> {
     let ns = env.namespace.as_str();
     let admin_api: Api<Secret> =
         Api::namespaced(client.clone(), &env.database.admin_secret_namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     Ok(Observed {
-        admin_secret: admin_api.get_opt(&env.database.admin_secret_name).await?,
-        database_secret: secrets.get_opt(&env.database.secret_name).await?,
-        app_secret: secrets.get_opt(&names::app_secret(&env.name)).await?,
-        config_map: Api::<ConfigMap>::namespaced(client.clone(), ns)
-            .get_opt(&names::config_map(&env.name))
-            .await?,
-        migration_job: Api::<Job>::namespaced(client.clone(), ns)
-            .get_opt(&names::migration_job(&env.name, &env.image))
-            .await?,
-        deployment: Api::<Deployment>::namespaced(client.clone(), ns)
-            .get_opt(&names::app(&env.name))
-            .await?,
-        service: Api::<Service>::namespaced(client.clone(), ns)
-            .get_opt(&names::app(&env.name))
-            .await?,
-        ingress: Api::<Ingress>::namespaced(client.clone(), ns)
-            .get_opt(&names::app(&env.name))
-            .await?,
+        admin_secret: get(&admin_api, &env.database.admin_secret_name).await?,
+        database_secret: get(&secrets, &env.database.secret_name).await?,
+        app_secret: get(&secrets, &names::app_secret(&env.name)).await?,
+        config_map: get(
+            &Api::<ConfigMap>::namespaced(client.clone(), ns),
+            &names::config_map(&env.name),
+        )
+        .await?,
+        migration_job: get(
+            &Api::<Job>::namespaced(client.clone(), ns),
+            &names::migration_job(&env.name, &env.image),
+        )
+        .await?,
+        deployment: get(
+            &Api::<Deployment>::namespaced(client.clone(), ns),
+            &names::app(&env.name),
+        )
+        .await?,
+        service: get(
+            &Api::<Service>::namespaced(client.clone(), ns),
+            &names::app(&env.name),
+        )
+        .await?,
+        ingress: get(
+            &Api::<Ingress>::namespaced(client.clone(), ns),
+            &names::app(&env.name),
+        )
+        .await?,
     })
 }
 
-/// One GET, for the steps that look at an object only when they need it (the graph step).
-pub async fn get<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
+/// One GET; a failure names the object.
+pub async fn get<K>(api: &Api<K>, name: &str) -> Result<Option<K>, ObserveError>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    Ok(api.get_opt(name).await?)
+    api.get_opt(name).await.map_err(|source| ObserveError {
+        kind: kind_name(&K::kind(&())),
+        namespace: api.namespace().unwrap_or_default().to_owned(),
+        name: name.to_owned(),
+        source,
+    })
+}
+
+fn kind_name(kind: &str) -> &'static str {
+    ["Secret", "ConfigMap", "Job", "Deployment", "Service", "Ingress"]
+        .into_iter()
+        .find(|k| *k == kind)
+        .unwrap_or("object")
 }
 
 /// The `data` of a Secret as bytes (the API server returns `data`, never `stringData`).
