@@ -126,7 +126,10 @@ fn database_identity_rule(field: &str) -> String {
         )
     };
     let effective = |o: &str| match field {
-        "role" => format!("(has({o}.spec.database.role) ? {o}.spec.database.role : {})", name(o)),
+        "role" => format!(
+            "(has({o}.spec.database.role) ? {o}.spec.database.role : {})",
+            name(o)
+        ),
         _ => name(o),
     };
     format!("{} == {}", effective("self"), effective("oldSelf"))

@@ -204,7 +204,7 @@ fn full_prod() -> Value {
                 "logLevel": "info,ahlt=debug",
                 "cookieSecure": true,
                 "env": [
-                    {"name": "TRUST_FORWARDED_FOR", "value": "true"},
+                    {"name": "OTEL_SERVICE_NAME", "value": "ahlt"},
                     {"name": "SMTP_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "smtp", "key": "password"}}}
                 ]
             }
@@ -710,16 +710,71 @@ fn database_name_and_role_are_immutable_once_set() {
         assert!(schema_errors(&validator, &new).is_empty(), "{what}: schema");
         let errors = cel_errors(&new, Some(&old)).expect("deserializes");
         match rejection {
-            Some(message) => assert_eq!(
-                errors,
-                vec![("spec.database".to_owned(), message.to_owned())],
-                "{what}"
-            ),
+            // The field rule says what; the root rule (effective identity) agrees.
+            Some(message) => {
+                assert!(
+                    errors.contains(&("spec.database".to_owned(), message.to_owned())),
+                    "{what}: {errors:?}"
+                );
+                assert!(
+                    errors.iter().all(|(path, m)| path == "spec.database"
+                        || m.contains("fixed for the environment's life")),
+                    "{what}: {errors:?}"
+                );
+            }
             None => assert!(errors.is_empty(), "{what}: {errors:?}"),
         }
         // On create there is no old object, so transition rules never fire.
         let errors = cel_errors(&new, None).expect("deserializes");
         assert!(errors.is_empty(), "{what} (as a create): {errors:?}");
+    }
+}
+
+/// The effective identity (defaults included) is fixed: setting a name or role that was unset
+/// is refused unless it equals what the environment already uses.
+#[test]
+fn the_effective_database_identity_is_fixed_even_from_unset() {
+    let base = minimal_dev();
+    let name = base["metadata"]["name"].as_str().unwrap().to_owned();
+    let default_db = format!("ahlt_{}", name.replace(['-', '.'], "_"));
+    let refused = |what: &str, new: Value, field: &str| {
+        let errors = cel_errors(&new, Some(&base)).expect("deserializes");
+        assert!(
+            errors.iter().any(|(path, m)| path.is_empty()
+                && m.starts_with(&format!("spec.database.{field} is fixed"))),
+            "{what}: {errors:?}"
+        );
+    };
+    refused(
+        "setting another name",
+        patched(&base, json!({"spec": {"database": {"name": "ahlt_other"}}})),
+        "name",
+    );
+    refused(
+        "setting another role",
+        patched(
+            &base,
+            json!({"spec": {"database": {"role": "someone_else"}}}),
+        ),
+        "role",
+    );
+    // Setting another name moves the default role too.
+    refused(
+        "setting another name moves the default role",
+        patched(&base, json!({"spec": {"database": {"name": "ahlt_other"}}})),
+        "role",
+    );
+    for (what, same) in [
+        ("writing the default name", json!({"name": default_db})),
+        ("writing the default role", json!({"role": default_db})),
+        (
+            "writing both defaults",
+            json!({"name": default_db, "role": default_db}),
+        ),
+    ] {
+        let new = patched(&base, json!({"spec": {"database": same}}));
+        let errors = cel_errors(&new, Some(&base)).expect("deserializes");
+        assert!(errors.is_empty(), "{what}: {errors:?}");
     }
 }
 
@@ -989,10 +1044,13 @@ fn rules(validations: &Value) -> Vec<String> {
 #[test]
 fn cel_rules_are_in_the_schema() {
     let root = rules(&schema()["x-kubernetes-validations"]);
+    assert_eq!(root.len(), 3);
     assert_eq!(
-        root,
-        [format!("self.metadata.name.size() <= {MAX_NAME_LEN}")]
+        root[0],
+        format!("self.metadata.name.size() <= {MAX_NAME_LEN}")
     );
+    assert!(root[1].contains("oldSelf.spec.database.name"), "{root:?}");
+    assert!(root[2].contains("oldSelf.spec.database.role"), "{root:?}");
 
     let database = rules(&node("spec.database")["x-kubernetes-validations"]);
     assert_eq!(database.len(), 2);
@@ -1008,16 +1066,7 @@ fn cel_rules_are_in_the_schema() {
 
     let env = rules(&node("spec.app.env")["x-kubernetes-validations"]);
     assert_eq!(env.len(), 1);
-    for managed in [
-        "DATABASE_URL",
-        "SESSION_KEY",
-        "ADMIN_PASSWORD",
-        "APP_ENV",
-        "AHLT_ENV_NAME",
-        "PORT",
-        "RUST_LOG",
-        "COOKIE_SECURE",
-    ] {
+    for managed in ahlt_operator::build::env_vars::MANAGED {
         assert!(
             env[0].contains(&format!("'{managed}'")),
             "{managed} refused"

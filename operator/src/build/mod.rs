@@ -376,6 +376,38 @@ mod tests {
         }
     }
 
+    /// Every variable a builder sets is on the managed list the schema refuses in
+    /// `spec.app.env` (a user variable of the same name would duplicate or shadow it).
+    #[test]
+    fn every_variable_the_builders_set_is_managed() {
+        let env = full();
+        let owner = owner();
+        let c = children(&env, &owner, &secrets(), &endpoint(), "old:image");
+        let resync = resync_job(&env, &owner, "img:1", "r").expect("a graph is configured");
+        let extra: Vec<&str> = env.app.extra_env.iter().map(|e| e.name.as_str()).collect();
+        let mut set: Vec<String> = c.config_map.data.clone().unwrap().into_keys().collect();
+        for pod in [
+            &c.deployment.spec.as_ref().unwrap().template,
+            &c.migration_job.spec.as_ref().unwrap().template,
+            &resync.spec.as_ref().unwrap().template,
+        ] {
+            for container in &pod.spec.as_ref().unwrap().containers {
+                set.extend(container.env.iter().flatten().map(|e| e.name.clone()));
+            }
+        }
+        let unmanaged: Vec<&String> = set
+            .iter()
+            .filter(|n| !extra.contains(&n.as_str()) && !env_vars::MANAGED.contains(&n.as_str()))
+            .collect();
+        assert!(
+            unmanaged.is_empty(),
+            "not on env_vars::MANAGED: {unmanaged:?}"
+        );
+        for name in ["GRAPH_USERNAME", "GRAPH_PASSWORD", "TRUST_FORWARDED_FOR"] {
+            assert!(set.iter().any(|n| n == name), "{name} is set by a builder");
+        }
+    }
+
     #[test]
     fn every_child_has_its_name_namespace_labels_and_owner() {
         let env = full();

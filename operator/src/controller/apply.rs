@@ -85,7 +85,7 @@ where
             verb: "apply",
             kind: kind::<K>(),
             name,
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -120,7 +120,7 @@ where
             verb: "delete",
             kind: kind::<K>(),
             name: child.name_any(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(true)
 }
@@ -156,7 +156,7 @@ pub async fn write_status(
     .await
     .map_err(|source| StatusError {
         name: env.name_any(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(true)
 }
@@ -191,8 +191,8 @@ pub async fn set_finalizer(
             .unwrap_or_default();
         json!({"op": "remove", "path": format!("/metadata/finalizers/{index}")})
     };
-    let patch: json_patch::Patch = serde_json::from_value(json!([test, change]))
-        .expect("a well-formed JSON patch");
+    let patch: json_patch::Patch =
+        serde_json::from_value(json!([test, change])).expect("a well-formed JSON patch");
     api.patch(
         &env.name_any(),
         &PatchParams::default(),
@@ -202,7 +202,7 @@ pub async fn set_finalizer(
     .map_err(|source| FinalizerError {
         action: if present { "adding" } else { "removing" },
         name: env.name_any(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(())
 }

@@ -89,16 +89,17 @@ impl<K: Hash + Eq> Backoff<K> {
     }
 }
 
-/// Reconnect delays of the watches: 250 ms doubling to 3 s, with jitter, reset by the
-/// controller once a watch works again. Short on purpose: after an API-server restart the
-/// watches must resume within seconds, and a failing connect costs the server nothing.
+/// Reconnect delays of the watches: 100 ms doubling to 1 s, with jitter, reset by the
+/// controller once a watch works again. Short on purpose: the controller pauses all its
+/// watches for each error any of them reports, so after an API-server restart the pauses of
+/// several failed reconnects add up; a failing connect costs the server next to nothing.
 #[derive(Debug, Default)]
 pub struct WatchBackoff {
     attempt: u32,
 }
 
-pub const WATCH_BASE: Duration = Duration::from_millis(250);
-pub const WATCH_MAX: Duration = Duration::from_secs(3);
+pub const WATCH_BASE: Duration = Duration::from_millis(100);
+pub const WATCH_MAX: Duration = Duration::from_secs(1);
 
 impl Iterator for WatchBackoff {
     type Item = Duration;

@@ -69,17 +69,18 @@ pub async fn cleanup(env: &AhltEnvironment, ctx: &Context) -> Result<Action, Err
             Ok(Action::await_change())
         }
         Err(e) => {
-            let requested = env
-                .meta()
-                .deletion_timestamp
-                .as_ref()
-                .map_or(now, |t| t.0);
+            let requested = env.meta().deletion_timestamp.as_ref().map_or(now, |t| t.0);
             if now.duration_since(requested) >= CLEANUP_DEADLINE {
                 let note = format!(
                     "gave up dropping the database after {} minutes; it is retained: {e}",
                     CLEANUP_DEADLINE.as_mins()
                 );
-                publish(ctx, env, TransitionEvent::warning("CleanupAbandoned", &note)).await;
+                publish(
+                    ctx,
+                    env,
+                    TransitionEvent::warning("CleanupAbandoned", &note),
+                )
+                .await;
                 apply::set_finalizer(&api, env, false).await?;
                 return Ok(Action::await_change());
             }

@@ -22,8 +22,7 @@ fn holds_at(desired: &Value, observed: &Value, quantities: bool) -> bool {
         (Value::Null, _) => true,
         (Value::Object(want), Value::Object(have)) => want.iter().all(|(k, v)| {
             let quantities = quantities || k == "resources";
-            have.get(k)
-                .is_some_and(|h| holds_at(v, h, quantities))
+            have.get(k).is_some_and(|h| holds_at(v, h, quantities))
                 || (v.is_null() && !have.contains_key(k))
         }),
         (Value::Array(want), Value::Array(have)) => match list_key(want) {
@@ -124,9 +123,15 @@ mod tests {
     fn missing_fields_and_list_elements_are_drift() {
         let desired = json!({"data": {"APP_ENV": "dev", "PORT": "8080"}});
         assert!(!holds(&desired, &json!({"data": {"APP_ENV": "dev"}})));
-        assert!(!holds(&desired, &json!({"data": {"APP_ENV": "prod", "PORT": "8080"}})));
+        assert!(!holds(
+            &desired,
+            &json!({"data": {"APP_ENV": "prod", "PORT": "8080"}})
+        ));
         let env = json!({"env": [{"name": "A", "value": "1"}]});
         assert!(!holds(&env, &json!({"env": []})));
-        assert!(!holds(&json!({"args": ["serve"]}), &json!({"args": ["serve", "x"]})));
+        assert!(!holds(
+            &json!({"args": ["serve"]}),
+            &json!({"args": ["serve", "x"]})
+        ));
     }
 }

@@ -31,7 +31,7 @@ pub struct ObserveError {
     pub namespace: String,
     pub name: String,
     #[source]
-    pub source: kube::Error,
+    pub source: Box<kube::Error>,
 }
 
 /// The database step: credentials, the database Secret, the role and database.
@@ -60,7 +60,7 @@ pub struct ApplyError {
     pub kind: &'static str,
     pub name: String,
     #[source]
-    pub source: kube::Error,
+    pub source: Box<kube::Error>,
 }
 
 /// The status write failed.
@@ -69,7 +69,7 @@ pub struct ApplyError {
 pub struct StatusError {
     pub name: String,
     #[source]
-    pub source: kube::Error,
+    pub source: Box<kube::Error>,
 }
 
 /// Adding or removing the finalizer failed.
@@ -80,7 +80,7 @@ pub struct FinalizerError {
     pub action: &'static str,
     pub name: String,
     #[source]
-    pub source: kube::Error,
+    pub source: Box<kube::Error>,
 }
 
 /// The graph step: reading its Job or credentials, or creating the Job.
@@ -120,9 +120,7 @@ impl Error {
     /// The condition reason: the database's bounded reasons, `Kube` for API failures.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Database(DatabaseStepError::AdminSecretNotFound { .. }) => {
-                "AdminSecretNotFound"
-            }
+            Error::Database(DatabaseStepError::AdminSecretNotFound { .. }) => "AdminSecretNotFound",
             Error::Database(DatabaseStepError::Provision(e)) => e.reason,
             Error::MissingMetadata(_) => "MissingMetadata",
             _ => "Kube",

@@ -100,13 +100,14 @@ where
 
 /// Server-side timeout of every watch. The watcher takes a watch without data for this plus
 /// 5 s as dead and opens a new one, so a connection that died silently (an API server
-/// restarted behind a load balancer) is replaced within 20 s.
-pub const WATCH_TIMEOUT: Duration = Duration::from_secs(15);
+/// restarted behind a load balancer) is replaced within 15 s. The cost: each watch is
+/// renewed every 10 s (seven watches, well under one request a second).
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest wait for the next bytes of a response: a request on a dead pooled connection fails
 /// instead of hanging (kube sets no read timeout). Above [`WATCH_TIMEOUT`], which bounds
 /// the silence of a healthy watch.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Longest wait for a TCP connection to the API server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,9 +143,10 @@ pub fn all_reasons() -> Vec<&'static str> {
 pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<AhltEnvironment> {
     let watch = watcher::Config::default().timeout(WATCH_TIMEOUT.as_secs() as u32);
     // Children are watched by the managed-by label only: the operator never caches foreign objects.
-    let children = watch
-        .clone()
-        .labels(&format!("app.kubernetes.io/managed-by={}", names::MANAGED_BY));
+    let children = watch.clone().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        names::MANAGED_BY
+    ));
     Controller::new(api::<AhltEnvironment>(client, namespace), watch)
         .owns(api::<ConfigMap>(client, namespace), children.clone())
         .owns(api::<Secret>(client, namespace), children.clone())

@@ -77,15 +77,22 @@ where
         kind: kind_name(&K::kind(&())),
         namespace: api.namespace().unwrap_or_default().to_owned(),
         name: name.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 
 fn kind_name(kind: &str) -> &'static str {
-    ["Secret", "ConfigMap", "Job", "Deployment", "Service", "Ingress"]
-        .into_iter()
-        .find(|k| *k == kind)
-        .unwrap_or("object")
+    [
+        "Secret",
+        "ConfigMap",
+        "Job",
+        "Deployment",
+        "Service",
+        "Ingress",
+    ]
+    .into_iter()
+    .find(|k| *k == kind)
+    .unwrap_or("object")
 }
 
 /// The `data` of a Secret as bytes (the API server returns `data`, never `stringData`).

@@ -237,12 +237,14 @@ async fn database_step(
     observed: &Observed,
     owner: &OwnerReference,
 ) -> Result<DatabaseStep, Error> {
-    let admin_secret = observed.admin_secret.as_ref().ok_or_else(|| {
-        DatabaseStepError::AdminSecretNotFound {
-            namespace: plan.database.admin_secret_namespace.clone(),
-            name: plan.database.admin_secret_name.clone(),
-        }
-    })?;
+    let admin_secret =
+        observed
+            .admin_secret
+            .as_ref()
+            .ok_or_else(|| DatabaseStepError::AdminSecretNotFound {
+                namespace: plan.database.admin_secret_namespace.clone(),
+                name: plan.database.admin_secret_name.clone(),
+            })?;
     let admin = AdminCredentials::from_secret_data(&observe::secret_data(admin_secret))
         .map_err(|e| DatabaseStepError::Provision(ProvisionError::from(e)))?;
     let secrets = keep_or_generate(plan, &admin, observed);

@@ -147,7 +147,10 @@ mod tests {
             Some(&succeeded_job()),
             None,
         );
-        assert_eq!(plan_with_job.serving_image.as_deref(), Some(env.image.as_str()));
+        assert_eq!(
+            plan_with_job.serving_image.as_deref(),
+            Some(env.image.as_str())
+        );
         assert!(!plan_with_job.create_migration_job);
         let migrated = AhltEnvironmentStatus {
             migrated_image: Some(env.image.clone()),

@@ -293,7 +293,10 @@ mod tests {
     fn an_apply_removes_what_its_manager_no_longer_declares() {
         let mut obj = Value::Null;
         let mut managers = Managers::new();
-        let first = deployment("a:1", json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]));
+        let first = deployment(
+            "a:1",
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+        );
         apply(&mut obj, &mut managers, "op", &first, true).unwrap();
         assert_eq!(obj, first);
         let second = deployment("a:2", json!([{"name": "A", "value": "1"}]));

@@ -264,8 +264,9 @@ fn patch(
                 .map(|o| (200, o))
         }
         "application/json-patch+json" => {
-            let ops: json_patch::Patch = serde_json::from_slice(body)
-                .map_err(|e| ApiError::new(400, "BadRequest", format!("invalid JSON patch: {e}")))?;
+            let ops: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+                ApiError::new(400, "BadRequest", format!("invalid JSON patch: {e}"))
+            })?;
             shared
                 .write(|s| {
                     s.update(&key, &manager, target.subresource, |stored| {
@@ -395,7 +396,11 @@ fn watch(shared: Arc<Shared>, target: Target, params: &HashMap<String, String>) 
         Some(rv) if !rv.is_empty() && rv != "0" => match rv.parse::<u64>() {
             Ok(rv) => (rv, Vec::new()),
             Err(_) => {
-                return error_response(&ApiError::new(400, "BadRequest", "invalid resourceVersion"));
+                return error_response(&ApiError::new(
+                    400,
+                    "BadRequest",
+                    "invalid resourceVersion",
+                ));
             }
         },
         _ => {

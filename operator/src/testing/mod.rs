@@ -80,7 +80,10 @@ impl Shared {
     }
 
     fn log(&self, record: RequestRecord) {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
         self.beat();
     }
 }
@@ -164,7 +167,9 @@ impl FakeApiServer {
         let plural = plural_of(&object);
         let key = key(
             plural,
-            object["metadata"]["namespace"].as_str().unwrap_or("default"),
+            object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default"),
             object["metadata"]["name"].as_str().expect("metadata.name"),
         );
         self.shared
@@ -267,7 +272,8 @@ impl FakeApiServer {
         what: &str,
         mut check: impl FnMut(&[RequestRecord]) -> Option<T>,
     ) -> T {
-        self.wait_for(what, |server| check(&server.requests())).await
+        self.wait_for(what, |server| check(&server.requests()))
+            .await
     }
 }
 

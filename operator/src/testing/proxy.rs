@@ -5,8 +5,10 @@
 //! - [`Proxy::black_hole`] keeps connections open but lets no byte through, old or new, until
 //!   restore (a load balancer that lost its backend: the client sees no error, only silence).
 //!
-//! Connections opened during a black hole stay dead after restore, like half-open
-//! connections do; only new connections work again.
+//! Connections silenced by a black hole stay silent after restore, like half-open
+//! connections do: a client that only listens (a watch) hears nothing until it gives up,
+//! and one that sends a request on such a connection after restore gets a reset, as from a
+//! peer host that no longer knows the connection. Only new connections work again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,10 @@ enum Mode {
 pub struct Proxy {
     addr: SocketAddr,
     mode: Arc<watch::Sender<(Mode, u64)>>,
+    /// Connections refused while down.
+    refused: Arc<watch::Sender<u64>>,
+    /// Connections currently forwarding bytes.
+    forwarding: Arc<watch::Sender<usize>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -39,25 +45,57 @@ impl Drop for Proxy {
 impl Proxy {
     /// Starts forwarding a free loopback port to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind proxy");
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let mode = Arc::new(watch::channel((Mode::Forward, 0)).0);
-        let task = tokio::spawn(accept_loop(listener, upstream, mode.clone()));
-        Self { addr, mode, task }
+        let refused = Arc::new(watch::channel(0).0);
+        let forwarding = Arc::new(watch::channel(0).0);
+        let task = tokio::spawn(accept_loop(
+            listener,
+            upstream,
+            mode.clone(),
+            refused.clone(),
+            forwarding.clone(),
+        ));
+        Self {
+            addr,
+            mode,
+            refused,
+            forwarding,
+            task,
+        }
+    }
+
+    /// Waits until `n` connection attempts have been refused since the start (the client
+    /// has noticed the outage and keeps retrying).
+    pub async fn wait_refused(&self, n: u64) {
+        let mut refused = self.refused.subscribe();
+        let _ = refused.wait_for(|count| *count >= n).await;
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Resets all connections and refuses new ones until [`Self::restore`].
-    pub fn restart(&self) {
+    /// Resets all connections and refuses new ones until [`Self::restore`]. Returns once
+    /// no connection forwards any more.
+    pub async fn restart(&self) {
         self.set(Mode::Down);
+        self.until_nothing_forwards().await;
     }
 
-    /// Lets nothing through, silently, until [`Self::restore`].
-    pub fn black_hole(&self) {
+    /// Lets nothing through, silently, until [`Self::restore`]. Returns once no connection
+    /// forwards any more.
+    pub async fn black_hole(&self) {
         self.set(Mode::BlackHole);
+        self.until_nothing_forwards().await;
+    }
+
+    async fn until_nothing_forwards(&self) {
+        let mut forwarding = self.forwarding.subscribe();
+        let _ = forwarding.wait_for(|n| *n == 0).await;
     }
 
     /// Forwards new connections again.
@@ -77,6 +115,8 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: SocketAddr,
     mode: Arc<watch::Sender<(Mode, u64)>>,
+    refused: Arc<watch::Sender<u64>>,
+    forwarding: Arc<watch::Sender<usize>>,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -84,12 +124,21 @@ async fn accept_loop(
         };
         let (current, _) = *mode.borrow();
         match current {
-            Mode::Down => reset(client),
+            Mode::Down => {
+                reset(client);
+                refused.send_modify(|n| *n += 1);
+            }
             Mode::BlackHole => {
-                tokio::spawn(hold_silently(client));
+                tokio::spawn(hold_silently(client, mode.subscribe()));
             }
             Mode::Forward => {
-                tokio::spawn(forward(client, upstream, mode.subscribe()));
+                forwarding.send_modify(|n| *n += 1);
+                tokio::spawn(forward(
+                    client,
+                    upstream,
+                    mode.subscribe(),
+                    forwarding.clone(),
+                ));
             }
         }
     }
@@ -101,18 +150,28 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// Keeps the socket open and reads nothing: the peer's requests vanish.
-async fn hold_silently(stream: TcpStream) {
-    let _stream = stream;
-    std::future::pending::<()>().await;
+/// Keeps the socket open and answers nothing. What the client sends during the black hole
+/// vanishes; what it sends after restore is answered with a reset.
+async fn hold_silently(mut stream: TcpStream, mode: watch::Receiver<(Mode, u64)>) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) if mode.borrow().0 == Mode::Forward => return reset(stream),
+            Ok(_) => {}
+        }
+    }
 }
 
 async fn forward(
     mut client: TcpStream,
     upstream: SocketAddr,
     mut mode: watch::Receiver<(Mode, u64)>,
+    forwarding: Arc<watch::Sender<usize>>,
 ) {
     let Ok(mut server) = TcpStream::connect(upstream).await else {
+        forwarding.send_modify(|n| *n -= 1);
         reset(client);
         return;
     };
@@ -125,12 +184,14 @@ async fn forward(
             }
         }
     };
+    drop(server);
+    forwarding.send_modify(|n| *n -= 1);
     match broken {
         None => {
             let _ = client.shutdown().await;
         }
         // Stop copying, keep the socket open: a half-open connection.
-        Some(Mode::BlackHole) => hold_silently(client).await,
+        Some(Mode::BlackHole) => hold_silently(client, mode).await,
         Some(_) => reset(client),
     }
 }

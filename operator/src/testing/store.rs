@@ -49,7 +49,12 @@ pub const KINDS: &[Kind] = &[
     kind("networking.k8s.io/v1", "ingresses", "Ingress", true),
     kind("events.k8s.io/v1", "events", "Event", false),
     kind("coordination.k8s.io/v1", "leases", "Lease", false),
-    kind("ahlt.io/v1alpha1", "ahltenvironments", "AhltEnvironment", true),
+    kind(
+        "ahlt.io/v1alpha1",
+        "ahltenvironments",
+        "AhltEnvironment",
+        true,
+    ),
 ];
 
 pub fn find_kind(group_version: &str, plural: &str) -> Option<&'static Kind> {
@@ -158,6 +163,14 @@ pub struct Store {
     pub history: Vec<Change>,
 }
 
+/// The API server's clock, in its format (RFC 3339, seconds).
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 pub fn resource_version(object: &Value) -> Option<&str> {
     object["metadata"]["resourceVersion"].as_str()
 }
@@ -196,8 +209,7 @@ impl Store {
         if let Some(before) = &before {
             // Only the subresource's part may change; the rest stays as it was.
             match subresource {
-                Subresource::Main if kind.status_subresource => match before.object.get("status")
-                {
+                Subresource::Main if kind.status_subresource => match before.object.get("status") {
                     Some(status) => after["status"] = status.clone(),
                     None => {
                         after.as_object_mut().map(|m| m.remove("status"));
@@ -253,7 +265,7 @@ impl Store {
             None => {
                 self.next_uid += 1;
                 after["metadata"]["uid"] = json!(format!("uid-{}-{}", key.plural, self.next_uid));
-                after["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+                after["metadata"]["creationTimestamp"] = json!(now());
                 after["metadata"]["generation"] = json!(1);
                 ChangeType::Added
             }
@@ -314,7 +326,7 @@ impl Store {
                 return Ok(stored.object);
             }
             let mut after = stored.object.clone();
-            after["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            after["metadata"]["deletionTimestamp"] = json!(now());
             self.rv += 1;
             after["metadata"]["resourceVersion"] = json!(self.rv.to_string());
             self.objects.insert(
@@ -376,15 +388,17 @@ impl Store {
             Some(s) => (s.object.clone(), s.managers.clone()),
             None => (Value::Null, Managers::new()),
         };
-        fields::apply(&mut object, &mut managers, manager, config, force).map_err(
-            |conflicts| {
-                let list: Vec<String> = conflicts
-                    .iter()
-                    .map(|c| format!("conflict with \"{}\": {}", c.manager, c.path))
-                    .collect();
-                ApiError::conflict(format!("Apply failed with {} conflicts: {}", list.len(), list.join("; ")))
-            },
-        )?;
+        fields::apply(&mut object, &mut managers, manager, config, force).map_err(|conflicts| {
+            let list: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.path))
+                .collect();
+            ApiError::conflict(format!(
+                "Apply failed with {} conflicts: {}",
+                list.len(),
+                list.join("; ")
+            ))
+        })?;
         Ok(self.commit(key, object, managers, subresource))
     }
 

@@ -1,123 +1,30 @@
-//! A mocked Kubernetes API server for reconcile scenarios: the script states the exact
-//! sequence of requests (method and path with query) it expects, inspects their JSON bodies
-//! and answers like the API server. A missing, extra or out-of-order request fails the test.
+//! Flow-test support: a stateful fake API server (`ahlt_operator::testing`) holding the admin
+//! Secret, a fake database provisioner, single reconcile passes, the whole controller, and
+//! the parts of the cluster a test plays (the Job and Deployment controllers).
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ahlt_operator::controller::{Context, DatabaseProvisioner, Error, ProvisionError, reconcile};
+use ahlt_operator::controller::{self, Context, DatabaseProvisioner, Error, ProvisionError};
 use ahlt_operator::crd::AhltEnvironment;
 use ahlt_operator::database::{AdminCredentials, DatabaseTarget};
 use ahlt_operator::http::Health;
 use ahlt_operator::metrics::Metrics;
+use ahlt_operator::names;
+use ahlt_operator::testing::{FakeApiServer, RequestRecord, client};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use kube::client::Body;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tower_test::mock::{self, Handle, SendResponse};
 
-pub struct ApiServer {
-    handle: Handle<Request<Body>, Response<Body>>,
-    /// Becomes true once the reconcile pass returned: no request can follow.
-    done: watch::Receiver<bool>,
-}
-
-/// One request, awaiting its response.
-pub struct Call {
-    pub method: String,
-    pub uri: String,
-    pub body: Value,
-    send: SendResponse<Response<Body>>,
-}
-
-impl ApiServer {
-    /// The next request must be `method uri`.
-    pub async fn expect(&mut self, method: &str, uri: &str) -> Call {
-        let next = tokio::select! {
-            biased;
-            next = self.handle.next_request() => next,
-            _ = self.done.wait_for(|d| *d) => None,
-        };
-        let Some((request, send)) = next else {
-            panic!("missing request: expected {method} {uri}, but the pass sent nothing more");
-        };
-        let (parts, body) = request.into_parts();
-        let got = format!("{} {}", parts.method, parts.uri);
-        assert_eq!(got, format!("{method} {uri}"), "unexpected request");
-        let bytes = body.collect().await.expect("request body").to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("request body is JSON")
-        };
-        Call {
-            method: parts.method.to_string(),
-            uri: parts.uri.to_string(),
-            body,
-            send,
-        }
-    }
-
-    /// No further request may come.
-    pub async fn expect_end(mut self) {
-        let next = tokio::select! {
-            biased;
-            next = self.handle.next_request() => next,
-            _ = self.done.wait_for(|d| *d) => None,
-        };
-        if let Some((request, _)) = next {
-            panic!("extra request: {} {}", request.method(), request.uri());
-        }
-    }
-
-    /// GET that answers with `object`, or 404 when `None`.
-    pub async fn get(&mut self, uri: &str, object: Option<&Value>) {
-        let call = self.expect("GET", uri).await;
-        match object {
-            Some(o) => call.respond(o.clone()),
-            None => call.not_found(),
-        }
-    }
-}
-
-impl Call {
-    pub fn respond(self, value: Value) {
-        self.respond_with(StatusCode::OK, value);
-    }
-
-    pub fn respond_with(self, status: StatusCode, value: Value) {
-        let response = Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(&value).unwrap()))
-            .unwrap();
-        self.send.send_response(response);
-    }
-
-    pub fn not_found(self) {
-        self.respond_with(
-            StatusCode::NOT_FOUND,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                   "reason": "NotFound", "code": 404, "message": "not found"}),
-        );
-    }
-
-    /// Answers a server-side apply with the applied object (what the server would return)
-    /// and hands back the body.
-    pub fn echo(self) -> Value {
-        let body = self.body.clone();
-        self.respond(body.clone());
-        body
-    }
-}
+pub const NS: &str = "team";
+pub const NAME: &str = "dev";
+pub const IMAGE_1: &str = "registry.example/ahlt:1";
+pub const IMAGE_2: &str = "registry.example/ahlt:2";
+pub const ENVS: &str = "ahltenvironments";
 
 /// What a fake provisioner was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,27 +47,41 @@ pub enum DbCall {
 #[derive(Default)]
 pub struct FakeProvisioner {
     pub calls: Mutex<Vec<DbCall>>,
-    pub failure: Option<ProvisionError>,
+    pub failure: Mutex<Option<ProvisionError>>,
 }
 
 impl FakeProvisioner {
     pub fn failing(reason: &'static str, message: &str) -> Self {
-        Self {
-            calls: Mutex::default(),
-            failure: Some(ProvisionError {
-                reason,
-                message: message.into(),
-                transient: true,
-            }),
-        }
+        let db = Self::default();
+        db.fail_with(reason, message);
+        db
+    }
+
+    pub fn fail_with(&self, reason: &'static str, message: &str) {
+        *self.failure.lock().unwrap() = Some(ProvisionError {
+            reason,
+            message: message.into(),
+            transient: true,
+        });
     }
 
     pub fn calls(&self) -> Vec<DbCall> {
         self.calls.lock().unwrap().clone()
     }
 
+    /// The databases `ensure` was asked for.
+    pub fn ensured(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                DbCall::Ensure { database, .. } => Some(database),
+                DbCall::Drop { .. } => None,
+            })
+            .collect()
+    }
+
     fn outcome(&self) -> Result<(), ProvisionError> {
-        self.failure.clone().map_or(Ok(()), Err)
+        self.failure.lock().unwrap().clone().map_or(Ok(()), Err)
     }
 }
 
@@ -196,91 +117,210 @@ impl DatabaseProvisioner for FakeProvisioner {
     }
 }
 
-/// A Context whose client talks to the returned mock server.
-pub fn context(
-    provisioner: Arc<FakeProvisioner>,
-) -> (Arc<Context>, Handle<Request<Body>, Response<Body>>) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    let ctx = Context::new(
-        client,
-        provisioner,
-        Arc::new(Metrics::default()),
-        Arc::new(Health::new(Duration::from_secs(3600), None)),
-        Some("test".into()),
-    );
-    (Arc::new(ctx), handle)
+/// A fake cluster with the admin Secret, a fake database, and the operator's context.
+pub struct Cluster {
+    pub api: FakeApiServer,
+    pub db: Arc<FakeProvisioner>,
+    pub ctx: Arc<Context>,
+    pub metrics: Arc<Metrics>,
 }
 
-/// Runs one reconcile pass of `env` against `script`, which must consume every request.
-pub async fn scenario<S, F>(
-    env: &Value,
-    ctx: Arc<Context>,
-    handle: Handle<Request<Body>, Response<Body>>,
-    script: S,
-) -> Result<Action, Error>
-where
-    S: FnOnce(ApiServer) -> F,
-    F: Future<Output = ApiServer> + Send + 'static,
-{
-    let (done_tx, done) = watch::channel(false);
-    let server = ApiServer { handle, done };
-    let verifier = tokio::spawn(script(server).then(|s| s.expect_end()));
-    let env: AhltEnvironment =
-        serde_json::from_value(env.clone()).expect("fixture is an AhltEnvironment");
-    let result = reconcile(Arc::new(env), ctx).await;
-    // The verifier may already have failed (and dropped its receiver).
-    let _ = done_tx.send(true);
-    if let Err(e) = verifier.await {
-        std::panic::resume_unwind(e.into_panic());
+/// The controller running against a cluster; stops when dropped.
+pub struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
     }
-    result
 }
 
-pub const NS: &str = "team";
-pub const NAME: &str = "dev";
-pub const IMAGE_1: &str = "registry.example/ahlt:1";
-pub const IMAGE_2: &str = "registry.example/ahlt:2";
+impl Cluster {
+    pub async fn start() -> Self {
+        Self::start_with(FakeProvisioner::default()).await
+    }
 
-pub fn env_uri() -> String {
-    format!("/apis/ahlt.io/v1alpha1/namespaces/{NS}/ahltenvironments/{NAME}?")
+    pub async fn start_with(db: FakeProvisioner) -> Self {
+        let api = FakeApiServer::start().await;
+        api.create(admin_secret());
+        let url = api.url();
+        Self::on(api, &url, db)
+    }
+
+    /// A cluster whose operator reaches `api` through `url` (e.g. a proxy).
+    pub fn on(api: FakeApiServer, url: &str, db: FakeProvisioner) -> Self {
+        let db = Arc::new(db);
+        let metrics = Arc::new(Metrics::default());
+        let ctx = Arc::new(Context::new(
+            client(url),
+            db.clone(),
+            metrics.clone(),
+            Arc::new(Health::new(Duration::from_secs(3600), None)),
+            Some("test".into()),
+        ));
+        Self {
+            api,
+            db,
+            ctx,
+            metrics,
+        }
+    }
+
+    /// Runs the whole controller (watches, queue, reconcile) in the background.
+    pub fn run(&self) -> Running {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let controller =
+            controller::controller(&self.ctx.client, Some(NS)).graceful_shutdown_on(async move {
+                let _ = stopped.await;
+            });
+        let task = tokio::spawn(controller::drive(controller, self.ctx.clone()));
+        Running {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// One reconcile pass of the environment as the server holds it.
+    pub async fn pass(&self) -> Result<Action, Error> {
+        let env: AhltEnvironment =
+            serde_json::from_value(self.env()).expect("the stored object is an AhltEnvironment");
+        controller::reconcile(Arc::new(env), self.ctx.clone()).await
+    }
+
+    /// Passes until one ends without a write (what the controller's watch loop would do).
+    pub async fn settle(&self) {
+        for _ in 0..10 {
+            let before = self.writes().len();
+            self.pass().await.expect("pass succeeds");
+            if self.writes().len() == before {
+                return;
+            }
+        }
+        panic!("the environment never settled");
+    }
+
+    pub fn env(&self) -> Value {
+        self.api
+            .get(ENVS, NS, NAME)
+            .expect("the AhltEnvironment exists")
+    }
+
+    pub fn status(&self) -> Value {
+        self.env()["status"].clone()
+    }
+
+    pub fn child(&self, plural: &str, name: &str) -> Option<Value> {
+        self.api.get(plural, NS, name)
+    }
+
+    /// Changes the spec as a user would (`kubectl edit`): generation moves.
+    pub fn edit(&self, change: impl FnOnce(&mut Value)) -> Value {
+        self.api.update("kubectl-edit", ENVS, NS, NAME, |env| {
+            change(&mut env["spec"])
+        })
+    }
+
+    /// State-changing requests so far (events aside).
+    pub fn writes(&self) -> Vec<RequestRecord> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(RequestRecord::is_write)
+            .collect()
+    }
+
+    /// Events posted, as `(type, reason)`.
+    pub fn events(&self) -> Vec<(String, String)> {
+        self.api
+            .list("events")
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or_default().to_owned(),
+                    e["reason"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Plays the Job controller: the migration Job of `image` succeeded.
+    pub fn complete_migration(&self, image: &str) {
+        self.api
+            .update_status("jobs", NS, &names::migration_job(NAME, image), |job| {
+                job["status"] = json!({"succeeded": 1, "completionTime": "2026-01-01T00:00:00Z"});
+            });
+    }
+
+    /// Plays the Job controller: the migration Job of `image` failed.
+    pub fn fail_migration(&self, image: &str) {
+        self.api
+            .update_status("jobs", NS, &names::migration_job(NAME, image), |job| {
+                job["status"] = json!({"failed": 1, "conditions": [{
+                    "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit"}]});
+            });
+    }
+
+    /// Plays the Deployment controller: the current template is rolled out and available.
+    pub fn roll_out(&self) {
+        self.api
+            .update_status("deployments", NS, NAME, |deployment| {
+                let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+                deployment["status"] = json!({
+                    "observedGeneration": deployment["metadata"]["generation"],
+                    "replicas": replicas, "updatedReplicas": replicas,
+                    "availableReplicas": replicas,
+                });
+            });
+    }
+
+    /// Waits until the status satisfies `check`.
+    pub async fn wait_status(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        self.api
+            .wait_for(what, |api| {
+                let status = api.get(ENVS, NS, NAME)?["status"].clone();
+                check(&status).then_some(status)
+            })
+            .await
+    }
+
+    /// Waits until the child exists and satisfies `check`.
+    pub async fn wait_child(
+        &self,
+        plural: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.api
+            .wait_for(what, |api| api.get(plural, NS, name).filter(|o| check(o)))
+            .await
+    }
+
+    /// Creates the environment, passes until migrations run, completes them, rolls the
+    /// Deployment out and passes to Ready.
+    pub async fn ready(&self, env: Value) {
+        self.api.create(env);
+        self.settle().await;
+        self.complete_migration(IMAGE_1);
+        self.settle().await;
+        self.roll_out();
+        self.settle().await;
+        assert_eq!(cond(&self.status(), "Ready").1, "Available");
+    }
 }
 
-pub fn status_uri() -> String {
-    format!("/apis/ahlt.io/v1alpha1/namespaces/{NS}/ahltenvironments/{NAME}/status?")
-}
-
-pub fn events_uri() -> String {
-    format!("/apis/events.k8s.io/v1/namespaces/{NS}/events?")
-}
-
-/// URI of a namespaced object (`core` group when `group` is empty).
-pub fn uri(group_version: &str, plural: &str, name: &str) -> String {
-    let prefix = if group_version == "v1" {
-        "/api/v1".to_owned()
-    } else {
-        format!("/apis/{group_version}")
-    };
-    format!("{prefix}/namespaces/{NS}/{plural}/{name}")
-}
-
-/// Server-side apply URI with the operator's field manager.
-pub fn apply_uri(group_version: &str, plural: &str, name: &str) -> String {
-    format!(
-        "{}?&force=true&fieldManager=ahlt-operator",
-        uri(group_version, plural, name)
-    )
-}
-
-/// An AhltEnvironment as the API server returns it.
-pub fn env(generation: i64, tag: &str) -> Value {
+/// An AhltEnvironment as a user applies it.
+pub fn env(tag: &str) -> Value {
     json!({
         "apiVersion": "ahlt.io/v1alpha1",
         "kind": "AhltEnvironment",
-        "metadata": {
-            "name": NAME, "namespace": NS, "uid": "uid-dev",
-            "generation": generation, "resourceVersion": format!("{generation}00"),
-        },
+        "metadata": {"name": NAME, "namespace": NS},
         "spec": {
             "environment": "dev",
             "image": {"repository": "registry.example/ahlt", "tag": tag},
@@ -288,16 +328,6 @@ pub fn env(generation: i64, tag: &str) -> Value {
             "ingress": {"host": "dev.local"},
         }
     })
-}
-
-pub fn with_status(mut env: Value, status: &Value) -> Value {
-    env["status"] = status.clone();
-    env
-}
-
-pub fn with_finalizer(mut env: Value) -> Value {
-    env["metadata"]["finalizers"] = json!(["ahlt.io/database"]);
-    env
 }
 
 pub fn admin_secret() -> Value {
@@ -313,7 +343,7 @@ pub fn admin_secret() -> Value {
     })
 }
 
-/// Condition `type_` of a status JSON.
+/// Condition `type_` of a status.
 pub fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"]
         .as_array()
@@ -333,6 +363,18 @@ pub fn cond(status: &Value, type_: &str) -> (String, String, i64) {
     )
 }
 
+/// True when condition `type_` has `status` and `reason` for the env's current generation.
+pub fn has(status: &Value, type_: &str, want: (&str, &str)) -> bool {
+    status["conditions"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c["type"] == type_
+                && c["status"] == want.0
+                && c["reason"] == want.1
+                && c["observedGeneration"] == status["observedGeneration"]
+        })
+    })
+}
+
 pub fn secret_string(secret: &Value, key: &str) -> String {
     use base64::Engine;
     let b64 = secret["data"][key]
@@ -348,4 +390,25 @@ pub fn secret_string(secret: &Value, key: &str) -> String {
 
 pub fn labels(v: &Value) -> BTreeMap<String, String> {
     serde_json::from_value(v["metadata"]["labels"].clone()).unwrap_or_default()
+}
+
+pub fn container_image(deployment: &Value) -> String {
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The delay of a requeue action (Action exposes it only through Debug).
+pub fn requeue_delay(action: &Action) -> Duration {
+    let text = format!("{action:?}");
+    let secs = text
+        .split("Some(")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix("s) }"))
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("not a requeue in seconds: {text}"));
+    let delay = Duration::from_secs_f64(secs);
+    assert_eq!(*action, Action::requeue(delay), "parsed {text} exactly");
+    delay
 }

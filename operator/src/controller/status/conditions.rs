@@ -175,7 +175,6 @@ pub(super) struct ConditionUpdate<'a> {
     pub message: String,
 }
 
-
 pub(super) fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
 }

@@ -62,4 +62,3 @@ pub fn transition_events(
     }
     events
 }
-

@@ -1,11 +1,14 @@
 //! GraphSynced, from the graph step's observation. Never part of Ready.
 
-use super::conditions::{ConditionUpdate, GRAPH_SYNCED, find, reason};
 use super::GraphObservation;
+use super::conditions::{ConditionUpdate, GRAPH_SYNCED, find, reason};
 use crate::crd::{AhltEnvironmentStatus, GraphStatus};
 
 /// GraphSynced. Never part of Ready (see the module doc).
-pub(super) fn graph_condition<'a>(next: &AhltEnvironmentStatus, g: &GraphObservation) -> ConditionUpdate<'a> {
+pub(super) fn graph_condition<'a>(
+    next: &AhltEnvironmentStatus,
+    g: &GraphObservation,
+) -> ConditionUpdate<'a> {
     let update = |status, reason, message| ConditionUpdate {
         type_: GRAPH_SYNCED,
         status,

@@ -30,14 +30,14 @@ mod tests;
 use k8s_openapi::jiff::Timestamp;
 
 pub use conditions::{
-    ConditionType, DATABASE_READY, GRAPH_SYNCED, INGRESS_READY, MIGRATIONS_APPLIED, READY,
-    Reason, WORKLOAD_AVAILABLE, ready_status, reason,
+    ConditionType, DATABASE_READY, GRAPH_SYNCED, INGRESS_READY, MIGRATIONS_APPLIED, READY, Reason,
+    WORKLOAD_AVAILABLE, ready_status, reason,
 };
 pub use events::{TransitionEvent, transition_events};
 
+use crate::crd::{AhltEnvironmentStatus, DatabaseStatus, GraphStatus};
 use conditions::{ConditionUpdate, find, set_condition};
 use graph::graph_condition;
-use crate::crd::{AhltEnvironmentStatus, DatabaseStatus, GraphStatus};
 
 /// What one pass found out about one generation of an environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +148,6 @@ pub enum GraphObservation {
     /// The credentials Secret is unusable; no Job was started. Names keys, never values.
     CredentialsMissing { message: String },
 }
-
 
 /// True when `generation` has not been acknowledged with Ready=False/Progressing or a later
 /// verdict yet: the pass must first write [`progressing`].
