@@ -133,3 +133,63 @@ impl Error {
         self.reason() == "Kube"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> Box<kube::Error> {
+        Box::new(kube::Error::Api(
+            kube::core::Status::failure("the server refused it", "Conflict")
+                .with_code(code)
+                .boxed(),
+        ))
+    }
+
+    #[test]
+    fn errors_name_their_step_kind_object_and_keep_user_reasons() {
+        let apply = Error::from(ApplyError {
+            verb: "apply",
+            kind: "Deployment",
+            name: "dev".into(),
+            source: api_error(409),
+        });
+        assert_eq!(apply.step(), "apply");
+        assert_eq!(apply.reason(), "Kube");
+        assert!(apply.is_api_failure());
+        assert!(
+            apply
+                .to_string()
+                .starts_with("apply: apply Deployment dev failed: "),
+            "{apply}"
+        );
+
+        let observe = Error::from(ObserveError {
+            kind: "Secret",
+            namespace: "infra".into(),
+            name: "pg-admin".into(),
+            source: api_error(403),
+        });
+        assert_eq!(observe.step(), "observe");
+        assert!(observe.to_string().contains("Secret infra/pg-admin"));
+
+        let database = Error::from(DatabaseStepError::Provision(ProvisionError {
+            reason: "Unreachable",
+            message: "connection refused".into(),
+            transient: true,
+        }));
+        assert_eq!(
+            (database.step(), database.reason()),
+            ("database", "Unreachable")
+        );
+        assert!(!database.is_api_failure());
+        let secret = Error::from(DatabaseStepError::AdminSecretNotFound {
+            namespace: "infra".into(),
+            name: "pg".into(),
+        });
+        assert_eq!(secret.reason(), "AdminSecretNotFound");
+        for e in [&apply, &observe, &database, &secret] {
+            assert!(STEPS.contains(&e.step()));
+        }
+    }
+}
