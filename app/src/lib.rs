@@ -9,6 +9,7 @@ pub mod domain;
 pub mod graph;
 pub mod http;
 pub mod local_postgres;
+pub mod memory;
 pub mod seed;
 pub mod server;
 pub mod store;
@@ -17,3 +18,4 @@ pub mod telemetry;
 pub mod test_app;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;

@@ -165,6 +165,17 @@ impl TestResponse {
     }
 }
 
+/// An urlencoded form body with the CSRF field first (built outside any `async` block: the
+/// serializer is not `Send`, so the futures stay spawnable).
+fn form_body(csrf: &str, fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair(crate::auth::csrf::FORM_FIELD, csrf);
+    for (k, v) in fields {
+        form.append_pair(k, v);
+    }
+    form.finish().into_bytes()
+}
+
 /// Keeps the session cookie and the CSRF token between requests.
 #[derive(Clone)]
 pub struct TestClient {
@@ -290,15 +301,7 @@ impl TestClient {
         if self.csrf.is_none() {
             self.fetch_csrf().await;
         }
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair(
-            crate::auth::csrf::FORM_FIELD,
-            self.csrf.as_deref().unwrap_or_default(),
-        );
-        for (k, v) in fields {
-            form.append_pair(k, v);
-        }
-        let body = form.finish().into_bytes();
+        let body = form_body(self.csrf.as_deref().unwrap_or_default(), fields);
         self.request(
             Method::POST,
             path,

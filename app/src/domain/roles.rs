@@ -147,6 +147,7 @@ pub async fn set_permissions(
     replace_targets(conn, rel::HAS_PERMISSION, role_id, &ids).await?;
     let after = get(&mut *conn, role_id).await?;
     if after != before {
+        super::guard::user_manager_remains(conn).await?;
         audit::record(
             conn,
             actor,
@@ -167,6 +168,7 @@ pub async fn set_inherits(
 ) -> DomainResult<Role> {
     let before = get(&mut *conn, role_id).await?;
     let ids = ids_of(conn, kind::ROLE, names).await?;
+    super::lock_hierarchy(conn, rel::INHERITS_ROLE).await?;
     // A cycle would make every role in it grant everything the others do; refuse it.
     let cyclic: bool = sqlx::query_scalar(
         "WITH RECURSIVE below(role_id) AS ( \
@@ -189,6 +191,7 @@ pub async fn set_inherits(
     replace_targets(conn, rel::INHERITS_ROLE, role_id, &ids).await?;
     let after = get(&mut *conn, role_id).await?;
     if after != before {
+        super::guard::user_manager_remains(conn).await?;
         audit::record(
             conn,
             actor,
