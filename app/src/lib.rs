@@ -1,4 +1,6 @@
 //! ahlt: a governance web app on an EAV ontology in PostgreSQL.
+// Deep handler futures (pages -> domain -> graph reads -> tokio net) need more than 128.
+#![recursion_limit = "256"]
 
 pub mod auth;
 pub mod cli;

@@ -121,7 +121,8 @@ async fn nul_characters_in_json_are_refused_naming_the_field() {
 async fn nul_characters_in_html_forms_are_refused_naming_the_field() {
     let app = TestApp::new().await;
     let mut browser = admin_browser(&app).await;
-    let cases: [(&str, &[(&str, &str)], &str); 3] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
         ("/account/tokens", &[("name", "a\0b")], "name"),
         (
             "/tors",
@@ -189,7 +190,7 @@ async fn path_ids_are_parsed_strictly() {
     let mut browser = admin_browser(&app).await;
     for path in [
         format!("/users/0{admin_id}"),
-        format!("/tors/+1"),
+        "/tors/+1".to_string(),
         format!("/entities/0{admin_id}"),
     ] {
         let r = browser.get(&path).await;
