@@ -272,3 +272,78 @@ async fn recovery_grants_admin_and_resets_passwords_with_audit_entries() {
         Err(DomainError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn deleting_the_role_the_last_manager_holds_is_refused_after_a_confirmation() {
+    let app = TestApp::new().await;
+    let (admin_id, mut api) = admin(&app).await;
+    let mut conn = app.pool().acquire().await.unwrap();
+    let system = Actor::system();
+    let managers_role = roles::create(&mut conn, &system, "managers", "Managers")
+        .await
+        .unwrap();
+    roles::set_permissions(
+        &mut conn,
+        &system,
+        managers_role.id,
+        &["users.manage".into(), "roles.manage".into()],
+    )
+    .await
+    .unwrap();
+    let spare = roles::create(&mut conn, &system, "spare", "Spare")
+        .await
+        .unwrap();
+    drop(conn);
+    create_user(&app, "mia", &["managers"]).await;
+    assert_status(
+        &api.send_json(
+            Method::PATCH,
+            &format!("/api/v1/users/{admin_id}"),
+            &json!({"roles": ["viewer"]}),
+        )
+        .await,
+        200,
+    );
+    let mut mia = app.client();
+    mia.login("mia", PASSWORD).await;
+    // Without the confirmation: a page asking for it, nothing deleted.
+    let r = mia
+        .post_form(&format!("/roles/{}/delete", spare.id), &[])
+        .await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert!(r.text().contains("Delete role Spare?"), "{}", r.text());
+    assert!(roles::get(app.pool(), spare.id).await.is_ok());
+    let r = mia
+        .post_form(
+            &format!("/roles/{}/delete", spare.id),
+            &[("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 303, "{}", r.text());
+    assert!(roles::get(app.pool(), spare.id).await.is_err());
+    // The role through which mia, the last manager, manages users.
+    let r = mia
+        .post_form(
+            &format!("/roles/{}/delete", managers_role.id),
+            &[("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 409, "{}", r.text());
+    assert!(r.text().contains("manage users"), "{}", r.text());
+    assert!(roles::get(app.pool(), managers_role.id).await.is_ok());
+    // Built-in roles stay.
+    let viewer = roles::list(app.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "viewer")
+        .unwrap();
+    let r = mia
+        .post_form(
+            &format!("/roles/{}/delete", viewer.id),
+            &[("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 409, "{}", r.text());
+    assert_eq!(audit(&app, "role.delete").await.len(), 1);
+}

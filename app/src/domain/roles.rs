@@ -203,3 +203,31 @@ pub async fn set_inherits(
     }
     Ok(after)
 }
+
+/// Roles the seed creates and the code relies on; they cannot be deleted.
+pub fn is_builtin(name: &str) -> bool {
+    [super::role::ADMIN, super::role::EDITOR, super::role::VIEWER].contains(&name)
+}
+
+/// Deletes a role (and so who held it and what inherited it). Built-in roles cannot be
+/// deleted, nor the last role through which an active user may manage users.
+pub async fn delete(conn: &mut PgConnection, actor: &Actor, role_id: i64) -> DomainResult<Role> {
+    let role = get(&mut *conn, role_id).await?;
+    if is_builtin(&role.name) {
+        return Err(DomainError::Conflict(format!(
+            "the role {} is built in and cannot be deleted",
+            role.name
+        )));
+    }
+    store::delete_entity(conn, role_id).await?;
+    super::guard::user_manager_remains(conn).await?;
+    audit::record(
+        conn,
+        actor,
+        "role.delete",
+        Some((kind::ROLE, role_id)),
+        json!({"name": role.name}),
+    )
+    .await?;
+    Ok(role)
+}
