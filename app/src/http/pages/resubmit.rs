@@ -246,6 +246,34 @@ async fn show_pending(
 mod tests {
     use super::*;
 
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut builder = axum::http::Request::builder().uri("/tors");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn only_forms_from_this_site_are_offered_again() {
+        assert!(same_origin(&parts(&[("sec-fetch-site", "same-origin")])));
+        assert!(!same_origin(&parts(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&parts(&[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://ahlt.example"),
+            ("host", "ahlt.example")
+        ])));
+        assert!(same_origin(&parts(&[
+            ("origin", "http://127.0.0.1:8080"),
+            ("host", "127.0.0.1:8080")
+        ])));
+        assert!(!same_origin(&parts(&[
+            ("origin", "https://evil.example"),
+            ("host", "ahlt.example")
+        ])));
+        assert!(!same_origin(&parts(&[("host", "ahlt.example")])));
+    }
+
     #[test]
     fn passwords_and_the_old_token_are_not_kept() {
         let form = pending_form(
