@@ -1,4 +1,5 @@
-//! The `ahlt` command line: `serve`, `migrate`, `seed-demo`, `graph resync|check|bench`.
+//! The `ahlt` command line: `serve`, `migrate`, `seed-demo`, `graph resync|check|bench`,
+//! `admin grant|reset-password`.
 //!
 //! Exit status: 0 on success, 1 on any failure (message on stderr), 2 for usage errors.
 //! `graph check` follows diff(1): 0 identical, 1 different, 2 could not compare.
@@ -39,6 +40,17 @@ pub enum Command {
     /// The graph projection of this environment.
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Recovery for operators locked out of user management (audit-logged).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Makes USERNAME an active administrator (role `admin`, which grants `users.manage`).
+    Grant { username: String },
+    /// Sets a new generated password for USERNAME and prints it once.
+    ResetPassword { username: String },
 }
 
 #[derive(Subcommand)]

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use sqlx::PgPool;
 
-use crate::cli::{BenchArgs, Cli, Command, ExitStatusError, GraphArgs, GraphCommand};
+use crate::cli::{AdminCommand, BenchArgs, Cli, Command, ExitStatusError, GraphArgs, GraphCommand};
 use crate::seed::SeedReport;
 use crate::server::EmbeddedDatabase;
 use crate::{db, graph, seed, telemetry};
@@ -67,6 +67,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             graph: args,
             max_differences,
         }) => graph_check(&cli.common.database_url, &args, max_differences).await,
+        Command::Admin(command) => match cli.common.database_url.as_deref() {
+            Some(url) if !url.is_empty() => {
+                let pool = db::connect(url, 2)
+                    .await
+                    .context("connecting to the database")?;
+                let result = admin(&pool, &command).await;
+                pool.close().await;
+                result
+            }
+            _ => {
+                let embedded = EmbeddedDatabase::open(&cli.common.data_dir).await?;
+                let result = async {
+                    let pool = db::connect(embedded.url(), 2)
+                        .await
+                        .context("connecting to the embedded database")?;
+                    let result = admin(&pool, &command).await;
+                    pool.close().await;
+                    result
+                }
+                .await;
+                let stopped = embedded.stop().await;
+                result?;
+                stopped
+            }
+        },
         Command::Graph(GraphCommand::Bench(args)) => {
             let database_url = cli.common.database_url.as_deref().filter(|u| !u.is_empty());
             graph_bench(database_url, &args).await
@@ -279,6 +304,30 @@ fn print_demo_report(report: SeedReport) {
             "ahlt seed-demo: demo users alice, bob, carol, dave share the password: {password}"
         );
     }
+}
+
+/// `ahlt admin grant|reset-password`.
+async fn admin(pool: &PgPool, command: &AdminCommand) -> anyhow::Result<()> {
+    use crate::domain::recovery;
+    match command {
+        AdminCommand::Grant { username } => {
+            let user = recovery::grant_admin(pool, username)
+                .await
+                .with_context(|| format!("granting admin to {username:?}"))?;
+            println!(
+                "ahlt admin grant: {} is an active administrator (roles: {})",
+                user.username,
+                user.roles.join(", ")
+            );
+        }
+        AdminCommand::ResetPassword { username } => {
+            let password = recovery::reset_password(pool, username)
+                .await
+                .with_context(|| format!("resetting the password of {username:?}"))?;
+            println!("ahlt admin reset-password: new password for {username}: {password}");
+        }
+    }
+    Ok(())
 }
 
 fn require_database_url<'a>(url: &'a Option<String>, command: &str) -> anyhow::Result<&'a str> {

@@ -1,4 +1,6 @@
 //! ahlt: a governance web app on an EAV ontology in PostgreSQL.
+// Deep handler futures (pages -> domain -> graph reads -> tokio net) need more than 128.
+#![recursion_limit = "256"]
 
 pub mod auth;
 pub mod cli;
@@ -9,6 +11,7 @@ pub mod domain;
 pub mod graph;
 pub mod http;
 pub mod local_postgres;
+pub mod memory;
 pub mod seed;
 pub mod server;
 pub mod store;
@@ -17,3 +20,4 @@ pub mod telemetry;
 pub mod test_app;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;

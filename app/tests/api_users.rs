@@ -35,7 +35,11 @@ async fn a_user_is_created_with_roles_and_the_password_never_comes_back() {
 
     // The password works: the stored hash verifies it.
     let hash = users::password_hash(app.pool(), id).await.unwrap().unwrap();
-    assert!(password::verify("correct horse battery", &hash).await);
+    assert!(
+        password::verify("correct horse battery", &hash)
+            .await
+            .unwrap()
+    );
 
     let shown = assert_status(&admin.get(&format!("/api/v1/users/{id}")).await, 200);
     assert_eq!(shown["email"], "erin@example.org");
@@ -155,7 +159,11 @@ async fn a_user_is_patched_and_null_clears_the_email() {
     assert_status(&r, 200);
     assert_no_secrets(&app, &r).await;
     let hash = users::password_hash(app.pool(), id).await.unwrap().unwrap();
-    assert!(password::verify("a brand new password", &hash).await);
+    assert!(
+        password::verify("a brand new password", &hash)
+            .await
+            .unwrap()
+    );
     let changes = audit(&app, "user.password_change").await;
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].2, json!({}), "the password is never audited");
@@ -355,7 +363,11 @@ async fn a_user_manager_cannot_hand_out_permissions_they_do_not_hold() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!password::verify("the manager knows it now", &hash).await);
+    assert!(
+        !password::verify("the manager knows it now", &hash)
+            .await
+            .unwrap()
+    );
     assert_error(
         &manager.delete(&format!("/api/v1/users/{admin_id}")).await,
         403,

@@ -543,3 +543,62 @@ async fn graph_bench_refuses_an_environment_not_named_bench() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn admin_grant_and_reset_password_recover_a_locked_out_installation() {
+    let db = TestDatabase::create().await;
+    assert!(migrate(db.url()).await.status.success());
+    // Locked out: nobody holds a role any more.
+    sqlx::query("DELETE FROM relations WHERE relation_type_id = (SELECT id FROM entities WHERE entity_type = 'relation_type' AND name = 'has_role')")
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+    let out = run(ahlt()
+        .args(["admin", "grant", "admin"])
+        .env("DATABASE_URL", db.url()))
+    .await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("admin is an active administrator"),
+        "{}",
+        out.stdout
+    );
+
+    let out = run(ahlt()
+        .args(["admin", "reset-password", "admin"])
+        .env("DATABASE_URL", db.url()))
+    .await;
+    assert!(out.status.success(), "{}", out.stderr);
+    let password = out.stdout.trim().rsplit(": ").next().unwrap().to_owned();
+    assert_eq!(password.len(), 24, "{}", out.stdout);
+    assert!(
+        !out.stderr.contains(&password),
+        "the password is never logged"
+    );
+    let hash: String = sqlx::query_scalar(
+        "SELECT c.password_hash FROM user_credentials c JOIN entities u ON u.id = c.user_id WHERE u.name = 'admin'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert!(ahlt::auth::password::verify_blocking(&password, &hash));
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action IN ('admin.grant', 'admin.reset_password')",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(audited, 2);
+
+    let out = run(ahlt()
+        .args(["admin", "grant", "nobody"])
+        .env("DATABASE_URL", db.url()))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.contains("no user") || out.stderr.contains("nobody"),
+        "{}",
+        out.stderr
+    );
+}

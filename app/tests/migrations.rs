@@ -107,7 +107,7 @@ async fn admin_password_verifies(pool: &PgPool, candidate: &str) -> bool {
         .await
         .unwrap()
         .expect("admin has a password");
-    password::verify(candidate, &hash).await
+    password::verify(candidate, &hash).await.unwrap()
 }
 
 #[tokio::test]

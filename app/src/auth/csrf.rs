@@ -4,7 +4,7 @@
 //! credentials and are exempt.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,13 +13,14 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
+use crate::http::AppState;
 use crate::http::error::AppError;
 
 pub const SESSION_KEY: &str = "csrf_token";
 pub const HEADER: &str = "x-csrf-token";
 pub const FORM_FIELD: &str = "_csrf";
 /// Largest form body the middleware will buffer to find the token.
-const MAX_FORM_BYTES: usize = 1 << 20;
+const MAX_FORM_BYTES: usize = crate::http::input::MAX_BODY_BYTES;
 
 /// The session's token, created on first use.
 pub async fn token(session: &Session) -> Result<String, AppError> {
@@ -44,18 +45,23 @@ fn is_bearer(req: &Request) -> bool {
         .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
 }
 
-/// Middleware: rejects unsafe requests whose CSRF token does not match the session's.
-pub async fn verify(session: Session, req: Request, next: Next) -> Response {
+/// Middleware: rejects unsafe requests whose CSRF token does not match the session's. An HTML
+/// form (outside `/api`) that fails is not lost: see [`crate::http::pages::resubmit`].
+pub async fn verify(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) || is_bearer(&req) {
         return next.run(req).await;
     }
     let expected = match session.get::<String>(SESSION_KEY).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return AppError::Csrf.into_response(),
+        Ok(t) => t,
         Err(e) => return AppError::from(e).into_response(),
     };
     if let Some(given) = req.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
-        return if matches(&expected, given) {
+        return if expected.is_some_and(|e| matches(&e, given)) {
             next.run(req).await
         } else {
             AppError::Csrf.into_response()
@@ -69,19 +75,33 @@ pub async fn verify(session: Session, req: Request, next: Next) -> Response {
     if !is_form {
         return AppError::Csrf.into_response();
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
         Ok(b) => b,
-        Err(_) => return AppError::BadRequest("form body too large".into()).into_response(),
+        Err(_) => {
+            return AppError::PayloadTooLarge("the form is too large".into()).into_response();
+        }
     };
     let given = form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == FORM_FIELD)
         .map(|(_, v)| v.into_owned());
-    match given {
-        Some(given) if matches(&expected, &given) => {
+    match (expected, given) {
+        (Some(expected), Some(given)) if matches(&expected, &given) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
+        _ if !is_api(parts.uri.path()) => {
+            match crate::http::pages::resubmit::csrf_failed(&state, &session, &mut parts, &bytes)
+                .await
+            {
+                Some(response) => response,
+                None => crate::http::pages::errors::HtmlError(AppError::Csrf).into_response(),
+            }
+        }
         _ => AppError::Csrf.into_response(),
     }
+}
+
+fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
 }

@@ -27,6 +27,14 @@ impl Failure {
     }
 }
 
+/// Every hashing slot stayed taken: 503 with `Retry-After`.
+pub fn busy(_: password::Busy) -> AppError {
+    AppError::Busy {
+        message: "the server is busy checking passwords".into(),
+        retry_after_secs: password::BUSY_RETRY_AFTER_SECS,
+    }
+}
+
 /// Checks `username`/`password` from `client_ip`. Every failure (unknown user, wrong password,
 /// inactive account) is the same [`AppError::BadCredentials`]; too many recent failures are
 /// [`AppError::RateLimited`] without looking at the password.
@@ -38,20 +46,19 @@ pub async fn attempt(
 ) -> Result<users::User, AppError> {
     let limits = state.config.login_limits;
     let key = rate_limit::username_key(username);
-    rate_limit::check(&state.db, &limits, &key, client_ip).await?;
+    // Counted before the password is looked at: a burst cannot outrun the limit.
+    let reservation = rate_limit::reserve(&state.db, &limits, &key, client_ip).await?;
 
     let user = users::find_by_username(&state.db, &key).await?;
     let hash = match &user {
         Some(u) => users::password_hash(&state.db, u.id).await?,
         None => None,
     };
-    let given = password.to_owned();
-    // Hashing is CPU-heavy: run it off the runtime, and always run it so timing says nothing.
-    let verified = tokio::task::spawn_blocking(move || {
-        password::verify_blocking(&given, hash.as_deref().unwrap_or(password::dummy_hash()))
-    })
-    .await
-    .map_err(AppError::internal)?;
+    // Always verify (a dummy hash for unknown users) so timing says nothing; bounded and
+    // off the runtime (see `password::verify`).
+    let verified = password::verify(password, hash.as_deref().unwrap_or(password::dummy_hash()))
+        .await
+        .map_err(busy)?;
 
     let outcome = match user {
         None => Err((Failure::UnknownUser, None)),
@@ -61,7 +68,7 @@ pub async fn attempt(
     };
 
     let mut tx = state.db.begin().await?;
-    rate_limit::record(&mut tx, &limits, &key, client_ip, outcome.is_ok()).await?;
+    rate_limit::resolve(&mut tx, reservation, outcome.is_ok()).await?;
     match &outcome {
         Ok(u) => {
             let actor = Actor {

@@ -1,6 +1,11 @@
 //! Login rate limiting backed by the `login_attempts` table, so every replica sees the same
 //! history. Failed attempts inside the window are counted per (lower-cased) username and per
 //! client address; at the limit further attempts are refused before any password is checked.
+//!
+//! Atomic: [`reserve`] checks and records an attempt (as failed) in one transaction holding
+//! advisory locks on the username and the address, before the password is verified;
+//! [`resolve`] marks it succeeded afterwards. So concurrent attempts are counted one after
+//! the other and a burst cannot slip past the limit.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -114,6 +119,53 @@ pub async fn check(
     }
 }
 
+/// A reserved attempt: recorded as failed until [`resolve`] says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation(pub i64);
+
+/// Atomically checks the limits and records the attempt (as failed) for `username` from
+/// `client_ip`: concurrent reservations for the same username or address run one after the
+/// other (advisory locks), so each sees the ones before it.
+pub async fn reserve(
+    pool: &sqlx::PgPool,
+    limits: &LoginLimits,
+    username: &str,
+    client_ip: &str,
+) -> Result<Reservation, AppError> {
+    let key = username_key(username);
+    let mut tx = pool.begin().await?;
+    // One statement, keys in a fixed order: two requests never wait for each other crosswise.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k) FROM ( \
+             SELECT hashtextextended('ahlt.login.user:' || $1, 0) AS k \
+             UNION SELECT hashtextextended('ahlt.login.ip:' || $2, 0) \
+         ) keys ORDER BY k",
+    )
+    .bind(&key)
+    .bind(client_ip)
+    .execute(&mut *tx)
+    .await?;
+    check(&mut *tx, limits, &key, client_ip).await?;
+    let id = insert(&mut tx, limits, &key, client_ip, false).await?;
+    tx.commit().await?;
+    Ok(Reservation(id))
+}
+
+/// Marks a reserved attempt as succeeded (a failed one stays as reserved).
+pub async fn resolve(
+    conn: &mut PgConnection,
+    reservation: Reservation,
+    succeeded: bool,
+) -> Result<(), AppError> {
+    if succeeded {
+        sqlx::query("UPDATE login_attempts SET succeeded = true WHERE id = $1")
+            .bind(reservation.0)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Records an attempt; now and then also deletes attempts too old to matter.
 pub async fn record(
     conn: &mut PgConnection,
@@ -122,6 +174,17 @@ pub async fn record(
     client_ip: &str,
     succeeded: bool,
 ) -> Result<(), AppError> {
+    insert(conn, limits, username, client_ip, succeeded).await?;
+    Ok(())
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    limits: &LoginLimits,
+    username: &str,
+    client_ip: &str,
+    succeeded: bool,
+) -> Result<i64, AppError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO login_attempts (username, client_ip, succeeded) VALUES ($1, $2, $3) RETURNING id",
     )
@@ -139,7 +202,7 @@ pub async fn record(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(id)
 }
 
 #[cfg(test)]

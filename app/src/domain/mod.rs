@@ -25,9 +25,12 @@ pub(crate) use user_roles_cte;
 pub mod abac;
 pub mod audit;
 pub mod governance;
+pub mod guard;
+pub mod recovery;
 pub mod roles;
 pub mod tors;
 pub mod users;
+pub mod visibility;
 mod vocabulary;
 
 pub use vocabulary::*;
@@ -45,6 +48,9 @@ pub enum DomainError {
     Invalid(String),
     #[error("password hashing failed")]
     PasswordHash,
+    /// Every password-hashing slot stayed taken; try again shortly.
+    #[error("the server is busy checking passwords")]
+    Busy,
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
 }
@@ -67,6 +73,28 @@ impl From<sqlx::Error> for DomainError {
 }
 
 pub type DomainResult<T> = Result<T, DomainError>;
+
+/// Serialises the transactions that check a hierarchy for cycles before changing it (role
+/// inheritance, ToR reporting lines): without it two concurrent changes could each pass the
+/// check and together close a cycle. Held until the transaction ends.
+pub(crate) async fn lock_hierarchy(conn: &mut sqlx::PgConnection, name: &str) -> DomainResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ahlt.hierarchy:' || $1, 0))")
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A short text shown as a name or title (display name, ToR title, function label): at most
+/// 500 characters, no control characters; `what` names it in the message.
+pub fn check_label(what: &str, value: &str) -> DomainResult<()> {
+    if value.chars().count() > 500 || value.chars().any(char::is_control) {
+        return Err(DomainError::Invalid(format!(
+            "{what} must be at most 500 characters, without control characters"
+        )));
+    }
+    Ok(())
+}
 
 /// A reference to a user for display: id, login name and display name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]

@@ -147,6 +147,7 @@ pub async fn set_permissions(
     replace_targets(conn, rel::HAS_PERMISSION, role_id, &ids).await?;
     let after = get(&mut *conn, role_id).await?;
     if after != before {
+        super::guard::user_manager_remains(conn).await?;
         audit::record(
             conn,
             actor,
@@ -167,6 +168,7 @@ pub async fn set_inherits(
 ) -> DomainResult<Role> {
     let before = get(&mut *conn, role_id).await?;
     let ids = ids_of(conn, kind::ROLE, names).await?;
+    super::lock_hierarchy(conn, rel::INHERITS_ROLE).await?;
     // A cycle would make every role in it grant everything the others do; refuse it.
     let cyclic: bool = sqlx::query_scalar(
         "WITH RECURSIVE below(role_id) AS ( \
@@ -189,6 +191,7 @@ pub async fn set_inherits(
     replace_targets(conn, rel::INHERITS_ROLE, role_id, &ids).await?;
     let after = get(&mut *conn, role_id).await?;
     if after != before {
+        super::guard::user_manager_remains(conn).await?;
         audit::record(
             conn,
             actor,
@@ -199,4 +202,32 @@ pub async fn set_inherits(
         .await?;
     }
     Ok(after)
+}
+
+/// Roles the seed creates and the code relies on; they cannot be deleted.
+pub fn is_builtin(name: &str) -> bool {
+    [super::role::ADMIN, super::role::EDITOR, super::role::VIEWER].contains(&name)
+}
+
+/// Deletes a role (and so who held it and what inherited it). Built-in roles cannot be
+/// deleted, nor the last role through which an active user may manage users.
+pub async fn delete(conn: &mut PgConnection, actor: &Actor, role_id: i64) -> DomainResult<Role> {
+    let role = get(&mut *conn, role_id).await?;
+    if is_builtin(&role.name) {
+        return Err(DomainError::Conflict(format!(
+            "the role {} is built in and cannot be deleted",
+            role.name
+        )));
+    }
+    store::delete_entity(conn, role_id).await?;
+    super::guard::user_manager_remains(conn).await?;
+    audit::record(
+        conn,
+        actor,
+        "role.delete",
+        Some((kind::ROLE, role_id)),
+        json!({"name": role.name}),
+    )
+    .await?;
+    Ok(role)
 }

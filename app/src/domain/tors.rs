@@ -89,7 +89,8 @@ pub fn check_slug(what: &str, slug: &str) -> DomainResult<()> {
         Ok(())
     } else {
         Err(DomainError::Invalid(format!(
-            "{what} {slug:?} must be lowercase letters, digits, '-' or '_' (at most 63, starting with a letter or digit)"
+            "{what} {:?} must be lowercase letters, digits, '-' or '_' (at most 63, starting with a letter or digit)",
+            crate::text::clip(slug)
         )))
     }
 }
@@ -248,6 +249,7 @@ async fn check_parent(
         )));
     }
     if let Some(tor_id) = tor_id {
+        super::lock_hierarchy(conn, rel::REPORTS_TO).await?;
         let cyclic: bool = sqlx::query_scalar(
             "WITH RECURSIVE up(id) AS (SELECT $2::bigint UNION \
                SELECT x.target_id FROM up JOIN relations x ON x.source_id = up.id \
@@ -273,14 +275,15 @@ pub async fn create(
     new: &NewTor,
 ) -> DomainResult<TorSummary> {
     check_slug("ToR name", &new.name)?;
+    // The title is required, as on edit; callers that have none pass the name.
+    let label = new.label.trim().to_owned();
+    if label.is_empty() {
+        return Err(DomainError::Invalid("the title must not be empty".into()));
+    }
+    super::check_label("the title", &label)?;
     if let Some(parent) = new.parent_id {
         check_parent(conn, None, parent).await?;
     }
-    let label = if new.label.trim().is_empty() {
-        new.name.clone()
-    } else {
-        new.label.trim().to_owned()
-    };
     let entity = NewEntity::new(kind::TOR, &new.name)
         .label(&label)
         .property("description", new.description.trim());
@@ -314,6 +317,12 @@ pub async fn update(
     update: &TorUpdate,
 ) -> DomainResult<TorSummary> {
     let before = summary(&mut *conn, id).await?;
+    if let Some(label) = &update.label {
+        if label.trim().is_empty() {
+            return Err(DomainError::Invalid("the title must not be empty".into()));
+        }
+        super::check_label("the title", label.trim())?;
+    }
     let mut patch = EntityPatch {
         label: update.label.as_ref().map(|l| l.trim().to_owned()),
         is_active: update.is_active,
@@ -412,6 +421,7 @@ pub async fn add_function(
     } else {
         new.label.trim().to_owned()
     };
+    super::check_label("the function's label", &label)?;
     let entity = NewEntity::new(kind::TOR_FUNCTION, &format!("{}/{}", tor.name, new.slug))
         .label(&label)
         .property("description", new.description.trim())
@@ -499,17 +509,10 @@ pub async fn assign(
     function_id: i64,
     user_id: i64,
 ) -> DomainResult<TorFunction> {
-    let f = function_in(&mut *conn, function_id).await?;
+    function_in(&mut *conn, function_id).await?;
     let user = super::users::require(&mut *conn, user_id).await?;
-    if !f.holders.iter().any(|h| h.id == user_id) {
-        store::relate(
-            conn,
-            rel::FILLS_POSITION,
-            user_id,
-            function_id,
-            &Default::default(),
-        )
-        .await?;
+    // Atomic: of concurrent identical assignments one inserts and audits, the rest no-op.
+    if store::relate_if_absent(conn, rel::FILLS_POSITION, user_id, function_id).await? {
         audit::record(
             conn,
             actor,

@@ -64,7 +64,8 @@ fn check_email(email: &str) -> DomainResult<()> {
         Ok(())
     } else {
         Err(DomainError::Invalid(format!(
-            "{email:?} is not an email address"
+            "{:?} is not an email address",
+            crate::text::clip(email)
         )))
     }
 }
@@ -145,12 +146,14 @@ async fn role_ids(conn: &mut PgConnection, roles: &[String]) -> DomainResult<Vec
 
 pub async fn create(conn: &mut PgConnection, actor: &Actor, new: &NewUser) -> DomainResult<User> {
     let username = normalize_username(&new.username)?;
+    super::check_label("display name", new.display_name.trim())?;
     if let Some(email) = &new.email {
         check_email(email)?;
     }
     let hash = password::hash(&new.password).await.map_err(|e| match e {
         password::PasswordError::Policy => DomainError::Invalid(e.to_string()),
         password::PasswordError::Hash => DomainError::PasswordHash,
+        password::PasswordError::Busy(_) => DomainError::Busy,
     })?;
     let roles = role_ids(conn, &new.roles).await?;
     let mut entity = NewEntity::new(kind::USER, &username).label(new.display_name.trim());
@@ -192,6 +195,9 @@ pub async fn update(
     update: &UserUpdate,
 ) -> DomainResult<User> {
     let before = require(&mut *conn, id).await?;
+    if let Some(name) = &update.display_name {
+        super::check_label("display name", name.trim())?;
+    }
     let mut patch = EntityPatch {
         label: update.display_name.as_ref().map(|s| s.trim().to_owned()),
         is_active: update.is_active,
@@ -220,6 +226,9 @@ pub async fn update(
         }
     }
     let after = require(&mut *conn, id).await?;
+    if after.roles != before.roles || after.is_active != before.is_active {
+        super::guard::user_manager_remains(conn).await?;
+    }
     if after != before {
         audit::record(
             conn,
@@ -243,6 +252,7 @@ pub async fn set_password(
     let hash = password::hash(new_password).await.map_err(|e| match e {
         password::PasswordError::Policy => DomainError::Invalid(e.to_string()),
         password::PasswordError::Hash => DomainError::PasswordHash,
+        password::PasswordError::Busy(_) => DomainError::Busy,
     })?;
     sqlx::query(
         "INSERT INTO user_credentials (user_id, password_hash) VALUES ($1, $2) \
@@ -272,6 +282,7 @@ pub async fn delete(conn: &mut PgConnection, actor: &Actor, id: i64) -> DomainRe
         ));
     }
     store::delete_entity(conn, id).await?;
+    super::guard::user_manager_remains(conn).await?;
     audit::record(
         conn,
         actor,

@@ -30,8 +30,16 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("too many attempts; try again in {retry_after_secs} seconds")]
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("too many attempts; try again in {}", crate::text::duration_words(*retry_after_secs))]
     RateLimited { retry_after_secs: u64 },
+    /// Busy (e.g. every password-hashing slot taken): try again after `retry_after_secs`.
+    #[error("{message}; try again in a few seconds")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -62,7 +70,9 @@ impl AppError {
             AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,15 +90,29 @@ impl AppError {
             AppError::Csrf => "csrf_failed",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::RateLimited { .. } => "rate_limited",
+            AppError::Busy { .. } => "busy",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }
     }
 
-    /// The message shown to the user; internal details never leave the process.
+    /// The message shown to the user; internal details never leave the process, and echoed
+    /// input is cut ([`crate::text::bounded_message`]).
     pub fn public_message(&self) -> String {
-        self.to_string()
+        crate::text::bounded_message(&self.to_string())
+    }
+
+    /// Seconds for a `Retry-After` header, for errors that have one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::RateLimited { retry_after_secs }
+            | AppError::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
     }
 
     fn log(&self) {
@@ -112,10 +136,10 @@ impl IntoResponse for AppError {
             }),
         )
             .into_response();
-        if let AppError::RateLimited { retry_after_secs } = self {
+        if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -130,9 +154,17 @@ impl From<DomainError> for AppError {
             DomainError::PasswordHash => {
                 AppError::internal(anyhow::anyhow!("password hashing failed"))
             }
+            DomainError::Busy => AppError::Busy {
+                message: err_busy_message(),
+                retry_after_secs: crate::auth::password::BUSY_RETRY_AFTER_SECS,
+            },
             DomainError::Database(e) => AppError::internal(e),
         }
     }
+}
+
+fn err_busy_message() -> String {
+    "the server is busy checking passwords".into()
 }
 
 impl From<StoreError> for AppError {
@@ -153,6 +185,12 @@ impl From<JsonRejection> for AppError {
             JsonRejection::MissingJsonContentType(_) => AppError::BadRequest(
                 "expected a JSON body with Content-Type: application/json".into(),
             ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                AppError::PayloadTooLarge(format!(
+                    "the request body is larger than {} bytes",
+                    crate::http::input::MAX_BODY_BYTES
+                ))
+            }
             other => AppError::InvalidJson(other.body_text()),
         }
     }

@@ -208,7 +208,7 @@ impl FromRequestParts<AppState> for PageUser {
                 );
                 Err(Redirect::to(&target).into_response())
             }
-            Err(e) => Err(e.into_response()),
+            Err(e) => Err(crate::http::pages::errors::HtmlError(e).into_response()),
         }
     }
 }

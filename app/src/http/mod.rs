@@ -3,6 +3,7 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod input;
 pub mod metrics;
 pub mod ops;
 pub mod pages;
@@ -65,6 +66,10 @@ impl AppState {
     }
 }
 
+/// No inline script or style, no framing, forms post only to this site.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers whose values must never reach a log line.
@@ -82,7 +87,17 @@ pub fn router(state: AppState, session_key: &session::SessionKey) -> Router {
     let app = Router::new()
         .merge(pages::router())
         .nest("/api/v1", api::router())
-        .layer(axum::middleware::from_fn(csrf::verify))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::verify,
+        ))
+        // Oversized bodies and unstorable text are refused before anything reads them.
+        .layer(axum::middleware::from_fn(input::guard))
+        // Every HTML error page in the full layout, with the user's navigation.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::errors::with_navigation,
+        ))
         .layer(session_layer);
     let metrics = state.metrics.clone();
     // Ops endpoints sit outside the session layer: probes and scrapes never create sessions.
@@ -123,6 +138,11 @@ pub fn router(state: AppState, session_key: &session::SessionKey) -> Router {
                 .layer(SetResponseHeaderLayer::if_not_present(
                     header::REFERRER_POLICY,
                     HeaderValue::from_static("same-origin"),
+                ))
+                // Pages need nothing inline and nothing from elsewhere.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(CONTENT_SECURITY_POLICY),
                 )),
         )
 }

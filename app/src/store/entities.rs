@@ -87,6 +87,8 @@ pub struct EntityFilter {
     /// Case-insensitive substring of name or label.
     pub search: Option<String>,
     pub active_only: bool,
+    /// Entity types left out (those the reader may not see).
+    pub exclude_types: Vec<String>,
 }
 
 const ENTITY_COLUMNS: &str =
@@ -245,6 +247,7 @@ pub async fn list_entities(
            AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' OR label ILIKE '%' || $2 || '%') \
            AND (NOT $3 OR is_active) \
            AND ($4::bigint IS NULL OR id > $4) \
+           AND NOT (entity_type = ANY($6)) \
          ORDER BY id LIMIT $5"
     ))
     .bind(&filter.entity_type)
@@ -252,6 +255,7 @@ pub async fn list_entities(
     .bind(filter.active_only)
     .bind(page.after)
     .bind(page.limit + 1)
+    .bind(&filter.exclude_types)
     .fetch_all(exec)
     .await?;
     Ok(Page::from_overfetch(rows, page.limit, |e| e.id))

@@ -19,7 +19,8 @@ pub fn check_ident(what: &str, s: &str) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::Invalid(format!(
-            "{what} {s:?} is not a valid identifier (lowercase letter first, then a-z, 0-9 or _, at most {MAX_IDENT_LEN})"
+            "{what} {:?} is not a valid identifier (lowercase letter first, then a-z, 0-9 or _, at most {MAX_IDENT_LEN})",
+            crate::text::clip(s)
         )))
     }
 }

@@ -85,6 +85,22 @@ impl From<sqlx::Error> for StoreError {
                         db.constraint().unwrap_or("check")
                     ));
                 }
+                Some("23502") => {
+                    return StoreError::Invalid("a required value is missing".into());
+                }
+                // Serialization failure, deadlock: a concurrent change won.
+                Some("40001") | Some("40P01") => {
+                    return StoreError::Conflict(
+                        "a concurrent change got in the way; try again".into(),
+                    );
+                }
+                // Data exceptions (class 22: bad characters such as NUL, numbers out of
+                // range, bad formats) and values too large for an index row (54000) come
+                // from what a client sent.
+                Some(code) if code.starts_with("22") || code == "54000" => {
+                    tracing::info!(sqlstate = code, error = %db.message(), "input refused by PostgreSQL");
+                    return StoreError::Invalid("a value was refused by the database (unsupported characters or out of range)".into());
+                }
                 _ => {}
             }
         }

@@ -72,24 +72,77 @@ pub async fn relate(
             "entity {source_id} or {target_id}"
         )));
     }
-    let id: i64 = sqlx::query_scalar(
-        "WITH ins AS (INSERT INTO relations (relation_type_id, source_id, target_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (relation_type_id, source_id, target_id) DO NOTHING RETURNING id) \
-         SELECT id FROM ins UNION ALL \
-         SELECT id FROM relations WHERE relation_type_id = $1 AND source_id = $2 AND target_id = $3",
-    )
-    .bind(type_id)
-    .bind(source_id)
-    .bind(target_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let id = insert_or_find(conn, type_id, source_id, target_id).await?;
     for (key, value) in properties {
         set_relation_property(&mut *conn, id, key, value).await?;
     }
     require_relation(&mut *conn, id).await
 }
 
-/// Like [`relate`] but an existing identical relation is a conflict.
+/// The id of the relation, inserted unless it exists. Each step is its own statement, so
+/// the lookup sees a row a concurrent transaction committed while the insert waited for it
+/// (one statement's snapshot would not, and found no row at all).
+async fn insert_or_find(
+    conn: &mut PgConnection,
+    type_id: i64,
+    source_id: i64,
+    target_id: i64,
+) -> StoreResult<i64> {
+    for _ in 0..3 {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO relations (relation_type_id, source_id, target_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (relation_type_id, source_id, target_id) DO NOTHING RETURNING id",
+        )
+        .bind(type_id)
+        .bind(source_id)
+        .bind(target_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = inserted {
+            return Ok(id);
+        }
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM relations WHERE relation_type_id = $1 AND source_id = $2 AND target_id = $3",
+        )
+        .bind(type_id)
+        .bind(source_id)
+        .bind(target_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        // Deleted between the two statements: try again.
+    }
+    Err(StoreError::Conflict(
+        "the relation changed concurrently; try again".into(),
+    ))
+}
+
+/// Inserts the relation unless it exists (atomically); `true` when this call inserted it, so
+/// callers write their audit entry exactly once however many requests race.
+pub async fn relate_if_absent(
+    conn: &mut PgConnection,
+    relation_type: &str,
+    source_id: i64,
+    target_id: i64,
+) -> StoreResult<bool> {
+    let type_id = relation_type_id(&mut *conn, relation_type).await?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO relations (relation_type_id, source_id, target_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (relation_type_id, source_id, target_id) DO NOTHING RETURNING id",
+    )
+    .bind(type_id)
+    .bind(source_id)
+    .bind(target_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(inserted.is_some())
+}
+
+/// Like [`relate`] but an existing identical relation is a conflict. Atomic: one
+/// `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so of concurrent identical creates exactly
+/// one succeeds and the others get [`StoreError::Conflict`].
 pub async fn create_relation(
     conn: &mut PgConnection,
     relation_type: &str,
@@ -97,21 +150,28 @@ pub async fn create_relation(
     target_id: i64,
     properties: &Properties,
 ) -> StoreResult<Relation> {
+    for key in properties.keys() {
+        check_ident("property key", key)?;
+    }
     let type_id = relation_type_id(&mut *conn, relation_type).await?;
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM relations WHERE relation_type_id = $1 AND source_id = $2 AND target_id = $3)",
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO relations (relation_type_id, source_id, target_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (relation_type_id, source_id, target_id) DO NOTHING RETURNING id",
     )
     .bind(type_id)
     .bind(source_id)
     .bind(target_id)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    if exists {
+    let Some(id) = inserted else {
         return Err(StoreError::Conflict(format!(
             "relation {relation_type} from {source_id} to {target_id} already exists"
         )));
+    };
+    for (key, value) in properties {
+        set_relation_property(&mut *conn, id, key, value).await?;
     }
-    relate(conn, relation_type, source_id, target_id, properties).await
+    require_relation(&mut *conn, id).await
 }
 
 pub async fn set_relation_property(

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::pagination::{Id, non_empty, page_request};
 use super::{Items, created};
 use crate::domain::audit;
+use crate::domain::visibility::Visibility;
 use crate::domain::{kind, perm, rel};
 use crate::http::AppState;
 use crate::http::error::{AppError, AppResult};
@@ -103,17 +104,38 @@ async fn list(
             "type {t:?} is not a valid entity type"
         )));
     }
+    let view = visible(&user);
+    if let Some(t) = &entity_type {
+        require_type(&view, t)?;
+    }
     let filter = EntityFilter {
         entity_type,
         search: non_empty(query.q),
         active_only: query.active.unwrap_or(false),
+        exclude_types: view.hidden_types().to_vec(),
     };
     let mut conn = state.db.acquire().await?;
     let found = store::list_entities(&mut *conn, &filter, page).await?;
+    let mut items = store::with_properties(&mut *conn, found.items).await?;
+    items.iter_mut().for_each(|e| view.redact(e));
     Ok(ApiJson(Page {
-        items: store::with_properties(&mut *conn, found.items).await?,
+        items,
         next_after: found.next_after,
     }))
+}
+
+/// What `user` may see of entities (see [`crate::domain::visibility`]).
+pub(crate) fn visible(user: &CurrentUser) -> Visibility {
+    Visibility::for_permissions(&user.permissions)
+}
+
+/// 403 when the reader may not see entities of `entity_type`.
+pub(crate) fn require_type(view: &Visibility, entity_type: &str) -> AppResult<()> {
+    view.require_type(entity_type).map_err(|permission| {
+        AppError::Forbidden(format!(
+            "entities of type {entity_type} need the {permission} permission"
+        ))
+    })
 }
 
 async fn show(
@@ -122,7 +144,11 @@ async fn show(
     ApiPath(id): ApiPath<Id>,
 ) -> AppResult<ApiJson<EntityWithProperties>> {
     user.require(perm::ENTITIES_VIEW)?;
-    Ok(ApiJson(store::require_entity(&state.db, id.0).await?))
+    let view = visible(&user);
+    let mut entity = store::require_entity(&state.db, id.0).await?;
+    require_type(&view, &entity.entity.entity_type)?;
+    view.redact(&mut entity);
+    Ok(ApiJson(entity))
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,10 +286,12 @@ async fn neighbours(
     ApiPath(id): ApiPath<Id>,
 ) -> AppResult<ApiJson<Items<Neighbour>>> {
     user.require(perm::ENTITIES_VIEW)?;
+    let view = visible(&user);
     let mut conn = state.db.acquire().await?;
-    store::require_entity_in(&mut conn, id.0).await?;
+    let entity = store::require_entity_in(&mut conn, id.0).await?;
+    require_type(&view, &entity.entity.entity_type)?;
     Ok(ApiJson(Items {
-        items: store::neighbours(&mut *conn, id.0).await?,
+        items: view.neighbours(store::neighbours(&mut *conn, id.0).await?),
     }))
 }
 
@@ -278,10 +306,12 @@ async fn types(
     user: CurrentUser,
 ) -> AppResult<ApiJson<Items<TypeCount>>> {
     user.require(perm::ENTITIES_VIEW)?;
+    let view = visible(&user);
     let counts = store::entity_type_counts(&state.db).await?;
     Ok(ApiJson(Items {
         items: counts
             .into_iter()
+            .filter(|(t, _)| view.can_see_type(t))
             .map(|(entity_type, count)| TypeCount { entity_type, count })
             .collect(),
     }))

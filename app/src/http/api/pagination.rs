@@ -4,7 +4,6 @@
 //! requested with `after=<next_after>`. Cursors are ids, so pages never repeat or skip an item
 //! even while rows are added.
 
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::http::error::{AppError, AppResult};
@@ -16,16 +15,55 @@ use crate::store::PageRequest;
 #[serde(transparent)]
 pub struct Id(pub i64);
 
+impl Id {
+    /// Parses the canonical decimal form only: digits, no sign, no leading zero, no spaces,
+    /// so `/tokens/01`, `/tokens/+1` and `/tokens/%201` are refused like `/tokens/x`.
+    pub fn parse(raw: &str) -> Option<Id> {
+        let canonical =
+            !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
+        canonical.then(|| raw.parse::<i64>().ok()).flatten().map(Id)
+    }
+}
+
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
+        d.deserialize_any(IdVisitor)
+    }
+}
+
+struct IdVisitor;
+
+impl serde::de::Visitor<'_> for IdVisitor {
+    type Value = Id;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an id (a positive integer)")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Id, E> {
         if n > 0 {
             Ok(Id(n))
         } else {
-            Err(D::Error::custom(format!(
+            Err(E::custom(format!(
                 "{n} is not a valid id (ids are positive integers)"
             )))
         }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Id, E> {
+        i64::try_from(n)
+            .map_err(|_| E::custom(format!("{n} is not a valid id (too large)")))
+            .and_then(|n| self.visit_i64(n))
+    }
+
+    /// Paths and query strings arrive as text.
+    fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<Id, E> {
+        Id::parse(raw).ok_or_else(|| {
+            E::custom(format!(
+                "{:?} is not a valid id (ids are positive integers without sign or leading zeros)",
+                crate::text::clip(raw)
+            ))
+        })
     }
 }
 

@@ -119,6 +119,12 @@ async fn create(
             "property {key}: null is not a value"
         )));
     }
+    if body.source_id == body.target_id {
+        return Err(AppError::Validation(format!(
+            "an entity cannot be related to itself ({} -> {})",
+            body.source_id.0, body.target_id.0
+        )));
+    }
     let mut tx = state.db.begin().await?;
     // Unknown type first (422), then the ends: they are named in the body, not the URL, so a
     // missing one is a 422 as well; 404 is kept for the resource the URL names.

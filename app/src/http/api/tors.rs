@@ -166,8 +166,8 @@ async fn show(
 #[serde(deny_unknown_fields)]
 struct NewTorBody {
     name: String,
-    #[serde(default)]
-    label: String,
+    /// The title; absent means the name, but present it must not be blank.
+    label: Option<String>,
     #[serde(default)]
     description: String,
     parent_id: Option<Id>,
@@ -180,8 +180,8 @@ async fn create(
 ) -> AppResult<Response> {
     user.require(perm::TORS_MANAGE)?;
     let new = NewTor {
+        label: body.label.unwrap_or_else(|| body.name.clone()),
         name: body.name,
-        label: body.label,
         description: body.description,
         parent_id: body.parent_id.map(|p| p.0),
     };

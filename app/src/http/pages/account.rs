@@ -15,6 +15,7 @@ use time::{OffsetDateTime, UtcOffset};
 use tower_sessions::Session;
 
 use super::auth::{form_mistake, parse_id, respond};
+use super::confirm;
 use super::form::FormFields;
 use super::layout::{Layout, flash, render};
 use crate::auth::rate_limit::{self, ClientIp};
@@ -156,15 +157,19 @@ async fn change_password(
         }
         // Guessing the current password from a stolen session is throttled like a login.
         let limits = state.config.login_limits;
-        rate_limit::check(&state.db, &limits, &user.username, &client_ip).await?;
+        let reservation =
+            rate_limit::reserve(&state.db, &limits, &user.username, &client_ip).await?;
         let hash = users::password_hash(&state.db, user.id).await?;
         let verified = match hash {
-            Some(hash) => password::verify(current, &hash).await,
+            Some(hash) => password::verify(current, &hash)
+                .await
+                .map_err(crate::auth::login::busy)?,
             None => false,
         };
-        if !verified {
+        if verified {
             let mut conn = state.db.acquire().await?;
-            rate_limit::record(&mut conn, &limits, &user.username, &client_ip, false).await?;
+            rate_limit::resolve(&mut conn, reservation, true).await?;
+        } else {
             let (status, extra) = mistake(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Your current password is not correct.",
@@ -247,9 +252,27 @@ async fn revoke_token(
     session: Session,
     PageUser(user): PageUser,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Response {
     let result: AppResult<Response> = async {
         let id = parse_id(&id, "API token")?;
+        if !confirm::confirmed(&FormFields::parse(&body)) {
+            return confirm::page(
+                &state,
+                &session,
+                &user,
+                confirm::Confirmation {
+                    question: "Revoke this API token?".into(),
+                    consequences: vec![
+                        "Scripts and integrations using it stop working at once".into(),
+                    ],
+                    action: format!("/account/tokens/{id}/revoke"),
+                    button: "Revoke token".into(),
+                    cancel: "/account".into(),
+                },
+            )
+            .await;
+        }
         let mut tx = state.db.begin().await?;
         if tokens::revoke(&mut *tx, user.id, id).await? {
             audit::record(

@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 pub fn form_mistake(err: impl Into<AppError>) -> AppResult<(StatusCode, String)> {
     match err.into() {
         err @ (AppError::Validation(_) | AppError::Conflict(_) | AppError::BadRequest(_)) => {
-            Ok((err.status(), err.public_message()))
+            Ok((err.status(), crate::text::sentence(&err.public_message())))
         }
         other => Err(other),
     }
@@ -40,8 +40,9 @@ pub fn form_mistake(err: impl Into<AppError>) -> AppResult<(StatusCode, String)>
 
 /// A path id; anything that is not one is a 404 (the page does not exist).
 pub fn parse_id(raw: &str, what: &str) -> AppResult<i64> {
-    raw.parse()
-        .map_err(|_| AppError::NotFound(format!("{what} {raw:?} not found")))
+    crate::http::api::pagination::Id::parse(raw)
+        .map(|id| id.0)
+        .ok_or_else(|| AppError::NotFound(format!("{what} {:?}", crate::text::clip(raw))))
 }
 
 /// `next` if it is a path on this site; protocol-relative (`//host`), backslash tricks
@@ -56,26 +57,6 @@ pub fn safe_next(raw: &str) -> Option<String> {
     ok.then(|| raw.to_owned())
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    layout: Layout,
-    status: u16,
-    heading: &'static str,
-    message: String,
-}
-
-fn heading(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::FORBIDDEN => "Access denied",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::CONFLICT => "Conflict",
-        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
-        s if s.is_client_error() => "Request not accepted",
-        _ => "Something went wrong",
-    }
-}
-
 /// `err` as an HTML page in the site layout, with the error's status.
 pub async fn error_page(
     state: &AppState,
@@ -83,31 +64,7 @@ pub async fn error_page(
     user: Option<&CurrentUser>,
     err: AppError,
 ) -> Response {
-    if let AppError::Internal(e) = &err {
-        tracing::error!(error = format!("{e:#}"), "page request failed");
-    }
-    let status = err.status();
-    let layout = match Layout::new(state, session, user, heading(status), "").await {
-        Ok(layout) => layout,
-        // Without a layout (database gone) the JSON error still says what happened.
-        Err(_) => return err.into_response(),
-    };
-    let page = ErrorPage {
-        layout,
-        status: status.as_u16(),
-        heading: heading(status),
-        message: err.public_message(),
-    };
-    let mut response = match render(&page) {
-        Ok(html) => (status, html).into_response(),
-        Err(_) => return err.into_response(),
-    };
-    if let AppError::RateLimited { retry_after_secs } = err {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    }
-    response
+    super::errors::full_error_page(state, session, user, err).await
 }
 
 /// The handler's response, or its error rendered as an HTML page.
@@ -132,7 +89,7 @@ struct LoginPage {
     error: Option<String>,
 }
 
-async fn render_login(
+pub(crate) async fn render_login(
     state: &AppState,
     session: &Session,
     status: StatusCode,

@@ -1,6 +1,7 @@
 //! The read-only entity browser: entity types with counts, a keyset-paginated list per type or
 //! search, and one entity with its properties and its relations in both directions.
 
+use crate::http::api::pagination::Id;
 use askama::Template;
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +14,7 @@ use super::errors::{PagePath, PageQuery, PageResult};
 use super::layout::{Layout, render};
 use crate::domain::perm;
 use crate::http::AppState;
+use crate::http::api::entities::{require_type, visible};
 use crate::http::error::AppError;
 use crate::http::extract::PageUser;
 use crate::store::{self, Entity, EntityFilter, Neighbour, PageRequest, ident};
@@ -31,7 +33,7 @@ pub struct BrowseQuery {
     #[serde(rename = "type")]
     entity_type: Option<String>,
     q: Option<String>,
-    after: Option<i64>,
+    after: Option<Id>,
 }
 
 struct TypeCount {
@@ -80,6 +82,8 @@ async fn index(
     PageQuery(query): PageQuery<BrowseQuery>,
 ) -> PageResult<Response> {
     user.require(perm::ENTITIES_VIEW)?;
+    let view = visible(&user);
+    let after = query.after.map(|a| a.0);
     let entity_type = query.entity_type.unwrap_or_default().trim().to_owned();
     let q = query.q.unwrap_or_default().trim().to_owned();
     if !entity_type.is_empty() && !ident::is_valid_ident(&entity_type) {
@@ -94,9 +98,13 @@ async fn index(
         ))
         .into());
     }
+    if !entity_type.is_empty() {
+        require_type(&view, &entity_type)?;
+    }
     let types = store::entity_type_counts(&state.db)
         .await?
         .into_iter()
+        .filter(|(name, _)| view.can_see_type(name))
         .map(|(name, count)| TypeCount {
             selected: name == entity_type,
             name,
@@ -109,12 +117,13 @@ async fn index(
             entity_type: (!entity_type.is_empty()).then(|| entity_type.clone()),
             search: (!q.is_empty()).then(|| q.clone()),
             active_only: false,
+            exclude_types: view.hidden_types().to_vec(),
         };
         let page = store::list_entities(
             &state.db,
             &filter,
             PageRequest {
-                after: query.after,
+                after,
                 limit: PAGE_SIZE,
             },
         )
@@ -123,7 +132,7 @@ async fn index(
             .next_after
             .map(|after| browse_href(&entity_type, &q, Some(after)));
         if page.items.is_empty() {
-            empty_message = match (entity_type.is_empty(), q.is_empty(), query.after.is_some()) {
+            empty_message = match (entity_type.is_empty(), q.is_empty(), after.is_some()) {
                 (_, _, true) => "No more entities.".to_owned(),
                 (false, true, false) => format!("There are no entities of type {entity_type}."),
                 _ => "No entities match your search.".to_owned(),
@@ -135,7 +144,7 @@ async fn index(
     let page = IndexPage {
         layout,
         types,
-        first_href: query.after.map(|_| browse_href(&entity_type, &q, None)),
+        first_href: after.map(|_| browse_href(&entity_type, &q, None)),
         entity_type,
         q,
         items,
@@ -166,10 +175,13 @@ async fn show(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath(id): PagePath<i64>,
+    PagePath(Id(id)): PagePath<Id>,
 ) -> PageResult<Response> {
     user.require(perm::ENTITIES_VIEW)?;
-    let found = store::require_entity(&state.db, id).await?;
+    let view = visible(&user);
+    let mut found = store::require_entity(&state.db, id).await?;
+    require_type(&view, &found.entity.entity_type)?;
+    view.redact(&mut found);
     let properties = found
         .properties
         .iter()
@@ -178,8 +190,8 @@ async fn show(
             value: serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()),
         })
         .collect();
-    let (outgoing, incoming) = store::neighbours(&state.db, id)
-        .await?
+    let (outgoing, incoming) = view
+        .neighbours(store::neighbours(&state.db, id).await?)
         .into_iter()
         .partition(|n| n.outgoing);
     let entity = found.entity;

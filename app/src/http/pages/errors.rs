@@ -4,48 +4,161 @@
 
 use askama::Template;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequestParts, OriginalUri};
+use axum::extract::{FromRequestParts, OriginalUri, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Router, extract::rejection::RawFormRejection};
+use tower_sessions::Session;
 
+use super::layout::Layout;
 use crate::domain::DomainError;
 use crate::http::AppState;
 use crate::http::error::AppError;
+use crate::http::extract::CurrentUser;
 use crate::store::StoreError;
 
-/// The error page. Standalone (it does not extend `base.html`) so that it renders without the
-/// database or the session, which may be exactly what failed.
+/// The one error page (`error.html`, in the site layout): with navigation for a logged-in
+/// user, and renderable without the database or the session (a bare layout) when those are
+/// what failed.
 #[derive(Template)]
-#[template(path = "errors/error.html")]
-struct ErrorPage<'a> {
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
     status: u16,
-    reason: &'a str,
-    message: &'a str,
-    hint: Option<&'a str>,
+    heading: &'static str,
+    message: String,
+    hint: Option<&'static str>,
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
-    let hint = match status {
+/// The page heading for an error status.
+pub fn heading(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "Not logged in",
+        StatusCode::FORBIDDEN => "Access denied",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::CONFLICT => "Conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "Too much data",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        StatusCode::SERVICE_UNAVAILABLE => "Busy",
+        s if s.is_client_error() => "Request not accepted",
+        _ => "Something went wrong",
+    }
+}
+
+fn hint(status: StatusCode) -> Option<&'static str> {
+    match status {
         StatusCode::UNAUTHORIZED => Some("Log in and try again."),
         StatusCode::FORBIDDEN => Some("Ask an administrator if you need access."),
         StatusCode::NOT_FOUND => Some("Check the address, or start again from the dashboard."),
+        s if s.is_server_error() => Some("Try again in a moment."),
         _ => None,
-    };
-    let page = ErrorPage {
-        status: status.as_u16(),
-        reason: status.canonical_reason().unwrap_or("Error"),
-        message,
-        hint,
-    };
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "rendering the error page failed");
-            (status, message.to_owned()).into_response()
-        }
     }
 }
+
+/// What an error page said, attached to its response so [`with_navigation`] can render it
+/// again in the full layout.
+#[derive(Debug, Clone)]
+pub struct RenderedError {
+    pub status: StatusCode,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+fn render_error(layout: Layout, error: &RenderedError) -> Response {
+    let page = ErrorPage {
+        layout,
+        status: error.status.as_u16(),
+        heading: heading(error.status),
+        message: crate::text::sentence(&error.message),
+        hint: hint(error.status),
+    };
+    let mut response = match page.render() {
+        Ok(html) => (error.status, Html(html)).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "rendering the error page failed");
+            (error.status, error.message.clone()).into_response()
+        }
+    };
+    if let Some(secs) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response.extensions_mut().insert(error.clone());
+    response
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    render_error(
+        Layout::bare(heading(status)),
+        &RenderedError {
+            status,
+            message: message.to_owned(),
+            retry_after: None,
+        },
+    )
+}
+
+/// `err` as the error page in the full layout (navigation when `user` is logged in).
+pub async fn full_error_page(
+    state: &AppState,
+    session: &Session,
+    user: Option<&CurrentUser>,
+    err: AppError,
+) -> Response {
+    if let AppError::Internal(e) = &err {
+        tracing::error!(error = format!("{e:#}"), "page request failed");
+    }
+    let error = RenderedError {
+        status: err.status(),
+        message: HtmlError::message_of(&err),
+        retry_after: err.retry_after(),
+    };
+    let layout = match Layout::new(state, session, user, heading(error.status), "").await {
+        Ok(layout) => layout,
+        Err(_) => Layout::bare(heading(error.status)),
+    };
+    let mut response = render_error(layout, &error);
+    response.extensions_mut().insert(FullLayout);
+    response
+}
+
+/// Middleware: error pages rendered without the session (by [`HtmlError`], the fallback or
+/// the input guard) are rendered again in the full layout, with the navigation of the
+/// logged-in user, so every HTML error looks the same.
+pub async fn with_navigation(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut saved = parts.clone();
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let Some(error) = response.extensions().get::<RenderedError>().cloned() else {
+        return response;
+    };
+    if response.extensions().get::<FullLayout>().is_some() {
+        return response;
+    }
+    let Some(session) = saved.extensions.get::<Session>().cloned() else {
+        return response;
+    };
+    let user =
+        <CurrentUser as axum::extract::OptionalFromRequestParts<AppState>>::from_request_parts(
+            &mut saved, &state,
+        )
+        .await
+        .ok()
+        .flatten();
+    let Ok(layout) = Layout::new(&state, &session, user.as_ref(), heading(error.status), "").await
+    else {
+        return response;
+    };
+    let mut full = render_error(layout, &error);
+    full.extensions_mut().insert(FullLayout);
+    full
+}
+
+/// Marks an error page already rendered in the full layout.
+#[derive(Debug, Clone, Copy)]
+struct FullLayout;
 
 /// An [`AppError`] rendered as an HTML page with the error's status.
 #[derive(Debug)]
@@ -62,9 +175,16 @@ impl HtmlError {
     }
 
     pub fn message(&self) -> String {
-        match &self.0 {
+        Self::message_of(&self.0)
+    }
+
+    /// The message an HTML page shows for `err`.
+    pub fn message_of(err: &AppError) -> String {
+        match err {
             // The domain says what is missing ("ToR 7"); make it a sentence for people.
-            AppError::NotFound(what) => format!("There is no {what}."),
+            AppError::NotFound(what) => {
+                format!("There is no {}.", crate::text::bounded_message(what))
+            }
             other => other.public_message(),
         }
     }
@@ -75,13 +195,14 @@ impl IntoResponse for HtmlError {
         if let AppError::Internal(err) = &self.0 {
             tracing::error!(error = format!("{err:#}"), "request failed");
         }
-        let mut response = error_page(self.status(), &self.message());
-        if let AppError::RateLimited { retry_after_secs } = self.0 {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-        }
-        response
+        render_error(
+            Layout::bare(heading(self.status())),
+            &RenderedError {
+                status: self.status(),
+                message: self.message(),
+                retry_after: self.0.retry_after(),
+            },
+        )
     }
 }
 

@@ -40,6 +40,20 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// A layout without session or database: no user, no navigation, no CSRF token (for
+    /// pages rendered where those may be what failed).
+    pub fn bare(title: &str) -> Self {
+        Layout {
+            title: title.to_owned(),
+            user: None,
+            nav: Vec::new(),
+            csrf: String::new(),
+            env_name: String::new(),
+            app_env: "",
+            flash: None,
+        }
+    }
+
     /// Builds the layout for a page at `path` and consumes any pending flash message.
     pub async fn new(
         state: &AppState,

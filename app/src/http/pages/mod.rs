@@ -3,12 +3,14 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod confirm;
 pub mod dashboard;
 pub mod entities;
 pub mod errors;
 pub mod form;
 pub mod governance;
 pub mod layout;
+pub mod resubmit;
 pub mod roles;
 pub mod tors;
 pub mod users;
@@ -31,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(tors::router())
         .merge(governance::router())
         .merge(entities::router())
+        .merge(resubmit::router())
         .merge(errors::router())
 }
 

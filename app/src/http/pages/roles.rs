@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use tower_sessions::Session;
 
 use super::auth::{form_mistake, parse_id, respond};
+use super::confirm;
 use super::form::FormFields;
 use super::layout::{Layout, flash, render};
 use crate::domain::{DomainError, perm, role, roles};
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/roles", get(index).post(create))
         .route("/roles/{id}", post(update))
+        .route("/roles/{id}/delete", post(delete))
 }
 
 struct Check {
@@ -42,6 +44,8 @@ struct RoleView {
     role_boxes: Vec<Check>,
     /// `admin` holds every permission by definition; only its inheritance is editable.
     is_admin: bool,
+    /// Seeded roles cannot be deleted.
+    is_builtin: bool,
 }
 
 #[derive(Template)]
@@ -90,6 +94,7 @@ async fn render_index(
                 })
                 .collect(),
             is_admin: r.name == role::ADMIN,
+            is_builtin: roles::is_builtin(&r.name),
         })
         .collect();
     let page = IndexPage {
@@ -197,6 +202,59 @@ async fn update(
                 tx.commit().await?;
                 flash(&session, "success", format!("Role {} saved.", updated.name)).await?;
                 Ok(Redirect::to(&format!("/roles#role-{id}")).into_response())
+            }
+            Err(err) => {
+                drop(tx);
+                let (status, message) = form_mistake(err)?;
+                render_index(&state, &session, &user, status, None, Some(message)).await
+            }
+        }
+    }
+    .await;
+    respond(&state, &session, Some(&user), result).await
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let result: AppResult<Response> = async {
+        user.require(perm::ROLES_MANAGE)?;
+        let id = parse_id(&id, "role")?;
+        if !confirm::confirmed(&FormFields::parse(&body)) {
+            let target = roles::get(&state.db, id).await?;
+            return confirm::page(
+                &state,
+                &session,
+                &user,
+                confirm::Confirmation {
+                    question: format!("Delete role {}?", target.label),
+                    consequences: vec![
+                        format!("The role {} ({})", target.label, target.name),
+                        "Users holding it lose its permissions; roles inheriting it stop doing so"
+                            .into(),
+                    ],
+                    action: format!("/roles/{id}/delete"),
+                    button: "Delete role".into(),
+                    cancel: format!("/roles#role-{id}"),
+                },
+            )
+            .await;
+        }
+        let mut tx = state.db.begin().await?;
+        match roles::delete(&mut tx, &user.actor(), id).await {
+            Ok(deleted) => {
+                tx.commit().await?;
+                flash(
+                    &session,
+                    "success",
+                    format!("Role {} deleted.", deleted.name),
+                )
+                .await?;
+                Ok(Redirect::to("/roles").into_response())
             }
             Err(err) => {
                 drop(tx);

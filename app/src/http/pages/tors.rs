@@ -4,6 +4,7 @@
 //! Managing is allowed by the `tors.manage` permission, or on one ToR by the matching ABAC
 //! capability (`tor.edit` for the ToR and its functions, `members.manage` for holders).
 
+use crate::http::api::pagination::Id;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use askama::Template;
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
+use super::confirm;
 use super::errors::{HtmlError, PagePath, PageResult};
 use super::form::FormFields;
 use super::layout::{Layout, flash, render};
@@ -469,7 +471,7 @@ async fn show(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath(id): PagePath<i64>,
+    PagePath(Id(id)): PagePath<Id>,
 ) -> PageResult {
     require_on_tor(&state, &user, id, perm::TORS_VIEW, Capability::ViewTor).await?;
     render_detail(
@@ -507,7 +509,7 @@ async fn update(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath(id): PagePath<i64>,
+    PagePath(Id(id)): PagePath<Id>,
     form: FormFields,
 ) -> PageResult {
     require_on_tor(&state, &user, id, perm::TORS_MANAGE, Capability::EditTor).await?;
@@ -547,9 +549,38 @@ async fn delete(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath(id): PagePath<i64>,
+    PagePath(Id(id)): PagePath<Id>,
+    form: FormFields,
 ) -> PageResult {
     user.require(perm::TORS_MANAGE)?;
+    if !confirm::confirmed(&form) {
+        let tor = tors::summary(&state.db, id).await?;
+        let functions = tors::functions(&state.db, Some(&[id][..])).await?;
+        let mut consequences: Vec<String> = functions
+            .iter()
+            .map(|f| {
+                format!(
+                    "Function {} and who fills it ({})",
+                    f.label,
+                    f.holders.len()
+                )
+            })
+            .collect();
+        consequences.insert(0, format!("The ToR {} ({})", tor.label, tor.name));
+        return Ok(confirm::page(
+            &state,
+            &session,
+            &user,
+            confirm::Confirmation {
+                question: format!("Delete ToR {}?", tor.label),
+                consequences,
+                action: format!("/tors/{id}/delete"),
+                button: "Delete ToR".into(),
+                cancel: format!("/tors/{id}"),
+            },
+        )
+        .await?);
+    }
     let mut tx = state.db.begin().await?;
     let tor = tors::summary(&mut *tx, id).await?;
     tors::delete(&mut tx, &user.actor(), id).await?;
@@ -563,7 +594,7 @@ async fn add_function(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath(id): PagePath<i64>,
+    PagePath(Id(id)): PagePath<Id>,
     form: FormFields,
 ) -> PageResult {
     require_on_tor(&state, &user, id, perm::TORS_MANAGE, Capability::EditTor).await?;
@@ -599,7 +630,7 @@ async fn update_function(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath((id, fid)): PagePath<(i64, i64)>,
+    PagePath((Id(id), Id(fid))): PagePath<(Id, Id)>,
     form: FormFields,
 ) -> PageResult {
     require_on_tor(&state, &user, id, perm::TORS_MANAGE, Capability::EditTor).await?;
@@ -633,10 +664,29 @@ async fn delete_function(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath((id, fid)): PagePath<(i64, i64)>,
+    PagePath((Id(id), Id(fid))): PagePath<(Id, Id)>,
+    form: FormFields,
 ) -> PageResult {
     require_on_tor(&state, &user, id, perm::TORS_MANAGE, Capability::EditTor).await?;
     let f = function_of(&state, id, fid).await?;
+    if !confirm::confirmed(&form) {
+        return Ok(confirm::page(
+            &state,
+            &session,
+            &user,
+            confirm::Confirmation {
+                question: format!("Delete function {}?", f.label),
+                consequences: vec![format!(
+                    "Its {} holder(s) no longer fill it",
+                    f.holders.len()
+                )],
+                action: format!("/tors/{id}/functions/{fid}/delete"),
+                button: "Delete function".into(),
+                cancel: format!("/tors/{id}"),
+            },
+        )
+        .await?);
+    }
     let mut tx = state.db.begin().await?;
     tors::delete_function(&mut tx, &user.actor(), fid).await?;
     tx.commit().await?;
@@ -654,7 +704,7 @@ async fn assign(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath((id, fid)): PagePath<(i64, i64)>,
+    PagePath((Id(id), Id(fid))): PagePath<(Id, Id)>,
     form: FormFields,
 ) -> PageResult {
     require_on_tor(
@@ -689,7 +739,7 @@ async fn vacate(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
-    PagePath((id, fid)): PagePath<(i64, i64)>,
+    PagePath((Id(id), Id(fid))): PagePath<(Id, Id)>,
     form: FormFields,
 ) -> PageResult {
     require_on_tor(

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use tower_sessions::Session;
 
 use super::auth::{form_mistake, parse_id, respond};
+use super::confirm;
 use super::form::FormFields;
 use super::layout::{Layout, flash, render};
 use crate::domain::perm;
@@ -358,10 +359,30 @@ async fn delete(
     session: Session,
     PageUser(user): PageUser,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Response {
     let result: AppResult<Response> = async {
         user.require(perm::USERS_MANAGE)?;
         let id = parse_id(&id, "user")?;
+        if !confirm::confirmed(&FormFields::parse(&body)) {
+            let target = users::require(&state.db, id).await?;
+            return confirm::page(
+                &state,
+                &session,
+                &user,
+                confirm::Confirmation {
+                    question: format!("Delete user {}?", target.username),
+                    consequences: vec![
+                        format!("The account {} ({})", target.username, target.display_name),
+                        "Their roles, positions and API tokens".into(),
+                    ],
+                    action: format!("/users/{id}/delete"),
+                    button: "Delete user".into(),
+                    cancel: format!("/users/{id}"),
+                },
+            )
+            .await;
+        }
         let mut tx = state.db.begin().await?;
         match users::delete(&mut tx, &user.actor(), id).await {
             Ok(()) => {
