@@ -35,6 +35,8 @@ use serde::{Deserialize, Serialize};
         "metadata.name must be at most {} characters (names of owned objects derive from it)",
         crate::validate::MAX_NAME_LEN
     ))),
+    validation = Rule::new("!has(self.spec.ingress) || !has(self.spec.route)")
+        .message("set spec.ingress or spec.route, not both"),
     // The database identity is fixed for the environment's life, defaults included: a name
     // or role set later must equal what the environment already uses.
     validation = Rule::new(database_identity_rule("name"))
@@ -105,6 +107,12 @@ pub struct AhltEnvironmentSpec {
     /// only through its Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+
+    /// Expose the app through a Gateway API HTTPRoute (Istio, Traefik, Envoy Gateway, Cilium,
+    /// cloud gateways) attached to existing Gateways. Exclusive with ingress; switching
+    /// between them deletes the other object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteSpec>,
 
     /// The graph projection (Neo4j or FalkorDB) of this environment. Without it the app
     /// answers graph queries from PostgreSQL.
@@ -344,6 +352,66 @@ pub struct IngressSpec {
     /// Without it the Ingress serves plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
+}
+
+/// A Gateway API HTTPRoute for the app, pointing at its Service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    /// The Gateways (or their listeners, by sectionName) the route attaches to, 1 to 8. A
+    /// Gateway in another namespace must allow routes from this one (allowedRoutes).
+    #[schemars(length(min = 1, max = 8))]
+    pub parent_refs: Vec<RouteParentRef>,
+
+    /// Host names users reach the app on, 1 to 16 lowercase DNS names, e.g. dev.example.org.
+    /// status.url uses the first.
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(
+            length(min = 1, max = 253),
+            regex(
+                pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+            )
+        )
+    )]
+    pub hostnames: Vec<String>,
+
+    /// Path prefix the app is served under, starting with `/`. Default: `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s]*$"))]
+    pub path_prefix: Option<String>,
+
+    /// Whether users reach the route over HTTPS, for status.url and COOKIE_SECURE when the
+    /// operator cannot read the Gateway (e.g. no RBAC in the Gateway's namespace). When it can,
+    /// the listener's protocol decides. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+}
+
+/// A Gateway the route attaches to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentRef {
+    /// Gateway name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Gateway namespace. Default: the AhltEnvironment's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// One listener of the Gateway, by name. Default: every listener that accepts the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub section_name: Option<String>,
 }
 
 /// Exactly one of `secretName` (an existing certificate, e.g. from mkcert) or `issuerRef`

@@ -6,6 +6,7 @@ pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod database;
+pub mod gateway;
 pub mod http;
 pub mod leader;
 pub mod metrics;

@@ -82,6 +82,9 @@ pub fn render_manifest(yaml: &str) -> Result<String, RenderError> {
     if let Some(ingress) = &children.ingress {
         push(to_value(ingress, "Ingress")?, "Ingress")?;
     }
+    if let Some(route) = &children.route {
+        push(to_value(route, "HTTPRoute")?, "HTTPRoute")?;
+    }
     push(to_value(&children.migration_job, "Job")?, "Job")?;
     if let Some(job) = &resync {
         push(to_value(job, "Job")?, "Job")?;

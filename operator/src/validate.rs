@@ -30,6 +30,7 @@ pub struct ValidatedEnv {
     pub database: DatabasePlan,
     pub migrations: MigrationsPlan,
     pub ingress: Option<IngressPlan>,
+    pub route: Option<RoutePlan>,
     pub graph: Option<GraphPlan>,
     pub app: AppPlan,
 }
@@ -57,6 +58,23 @@ pub struct IngressPlan {
     pub class_name: Option<String>,
     pub annotations: BTreeMap<String, String>,
     pub tls: Option<TlsPlan>,
+}
+
+/// A Gateway API HTTPRoute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutePlan {
+    pub parents: Vec<RouteParent>,
+    pub hostnames: Vec<String>,
+    pub path_prefix: String,
+    /// `spec.route.tls`: HTTPS when the Gateway cannot be read.
+    pub tls_hint: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteParent {
+    pub name: String,
+    pub namespace: String,
+    pub section_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,8 +105,12 @@ pub struct AppPlan {
 }
 
 impl ValidatedEnv {
-    /// Where users reach the environment, when it has an ingress.
+    /// Where users reach the environment, when it has an ingress or a route (for a route,
+    /// from the `tls` hint; the reconciler reads the Gateway's listener when it can).
     pub fn url(&self) -> Option<String> {
+        if let Some(route) = &self.route {
+            return Some(route.url(route.tls_hint));
+        }
         self.ingress.as_ref().map(|i| {
             format!(
                 "{}://{}",
@@ -96,6 +118,26 @@ impl ValidatedEnv {
                 i.host
             )
         })
+    }
+
+    /// Whether a proxy (ingress controller or gateway) sits in front of the pods.
+    pub fn exposed(&self) -> bool {
+        self.ingress.is_some() || self.route.is_some()
+    }
+}
+
+impl RoutePlan {
+    /// The URL of the first host name, with the path prefix.
+    pub fn url(&self, https: bool) -> String {
+        let prefix = self.path_prefix.trim_end_matches('/');
+        format!(
+            "{}://{}{prefix}",
+            if https { "https" } else { "http" },
+            self.hostnames
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default()
+        )
     }
 }
 
@@ -225,6 +267,33 @@ pub fn validate(env: &AhltEnvironment) -> Result<ValidatedEnv, ValidationError> 
         ));
     }
 
+    if spec.ingress.is_some() && spec.route.is_some() {
+        return Err(ValidationError::InvalidSpec(
+            "set spec.ingress or spec.route, not both".into(),
+        ));
+    }
+    let route = spec.route.as_ref().map(|r| RoutePlan {
+        parents: r
+            .parent_refs
+            .iter()
+            .map(|p| RouteParent {
+                name: p.name.clone(),
+                namespace: p.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                section_name: p.section_name.clone(),
+            })
+            .collect(),
+        hostnames: r.hostnames.clone(),
+        path_prefix: r.path_prefix.clone().unwrap_or_else(|| "/".into()),
+        tls_hint: r.tls.unwrap_or(false),
+    });
+    if route
+        .as_ref()
+        .is_some_and(|r| r.parents.is_empty() || r.hostnames.is_empty())
+    {
+        return Err(ValidationError::InvalidSpec(
+            "route needs at least one parentRef and one hostname".into(),
+        ));
+    }
     let app = spec.app.clone().unwrap_or_default();
     let env_vars = app.env.as_deref().unwrap_or_default();
     for (i, var) in env_vars.iter().enumerate() {
@@ -241,7 +310,8 @@ pub fn validate(env: &AhltEnvironment) -> Result<ValidatedEnv, ValidationError> 
             )));
         }
     }
-    let has_tls = ingress.as_ref().is_some_and(|i| i.tls.is_some());
+    let has_tls = ingress.as_ref().is_some_and(|i| i.tls.is_some())
+        || route.as_ref().is_some_and(|r| r.tls_hint);
     Ok(ValidatedEnv {
         generation: env.metadata.generation.unwrap_or_default(),
         profile,
@@ -291,6 +361,7 @@ pub fn validate(env: &AhltEnvironment) -> Result<ValidatedEnv, ValidationError> 
             extra_env: app.env.unwrap_or_default(),
         },
         ingress,
+        route,
         name,
         namespace,
     })

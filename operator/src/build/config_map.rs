@@ -28,10 +28,7 @@ pub fn config_map(env: &ValidatedEnv, owner: &OwnerReference) -> ConfigMap {
         (PORT.to_owned(), names::HTTP_PORT.to_string()),
         // Behind an ingress the peer is the ingress controller; the client address for
         // login rate limiting is in X-Forwarded-For. Without one, the header is untrusted.
-        (
-            TRUST_FORWARDED_FOR.to_owned(),
-            bool_str(env.ingress.is_some()),
-        ),
+        (TRUST_FORWARDED_FOR.to_owned(), bool_str(env.exposed())),
     ]);
     if let Some(graph) = &env.graph {
         data.insert(GRAPH_URI.to_owned(), graph.uri.clone());

@@ -24,6 +24,7 @@ pub mod ingress;
 pub mod jobs;
 pub mod owner;
 mod pod;
+pub mod route;
 pub mod secrets;
 pub mod service;
 
@@ -32,6 +33,7 @@ pub use deployment::deployment;
 pub use ingress::ingress;
 pub use jobs::{migration_job, resync_job};
 pub use owner::{OwnerRefError, owner_reference};
+pub use route::http_route;
 pub use secrets::{
     DatabaseSecretParts, app_secret, database_secret, generate_admin_password,
     generate_database_password, generate_session_key,
@@ -135,6 +137,7 @@ pub struct Children {
     pub service: Service,
     pub deployment: Deployment,
     pub ingress: Option<Ingress>,
+    pub route: Option<crate::gateway::HTTPRoute>,
     pub migration_job: Job,
 }
 
@@ -168,6 +171,7 @@ pub fn children(
         deployment: deployment(env, owner, serving_image, &hash),
         service: service(env, owner),
         ingress: ingress(env, owner),
+        route: http_route(env, owner),
         migration_job: migration_job(env, owner, &env.image),
         config_map,
         database_secret,
@@ -275,6 +279,7 @@ pub(crate) mod testing {
                 },
                 migrations: None,
                 ingress: None,
+                route: None,
                 graph: None,
                 app: None,
             },

@@ -51,6 +51,7 @@ fn kind<K: Resource<DynamicType = ()>>() -> &'static str {
         "Deployment" => "Deployment",
         "Ingress" => "Ingress",
         "Job" => "Job",
+        "HTTPRoute" => "HTTPRoute",
         _ => "object",
     }
 }

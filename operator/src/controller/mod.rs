@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod cleanup;
 pub mod drift;
 pub mod error;
+pub mod front_door;
 pub mod graph;
 pub mod observe;
 pub mod provision;
@@ -83,6 +84,7 @@ impl Context {
             provisioner,
             backoff: backoff::Backoff::default(),
             health,
+            gateway_api: front_door::GatewayApi::default(),
         }
     }
 }
@@ -133,6 +135,7 @@ pub fn all_reasons() -> Vec<&'static str> {
     reasons.extend(crate::validate::ValidationError::REASONS);
     reasons.extend(crate::database::DatabaseError::REASONS);
     reasons.extend(["AdminSecretNotFound", "Kube"]);
+    reasons.extend(front_door::GATEWAY_REASONS);
     reasons.sort_unstable();
     reasons.dedup();
     reasons
@@ -140,21 +143,34 @@ pub fn all_reasons() -> Vec<&'static str> {
 
 /// The controller: AhltEnvironments and the children they own, watched with timeouts and a
 /// reconnect backoff that let it resume within seconds after the API server answers again.
-pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<AhltEnvironment> {
+/// HTTPRoutes are watched only when the cluster serves the Gateway API (`watch_routes`).
+pub fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+    watch_routes: bool,
+) -> Controller<AhltEnvironment> {
     let watch = watcher::Config::default().timeout(WATCH_TIMEOUT.as_secs() as u32);
     // Children are watched by the managed-by label only: the operator never caches foreign objects.
     let children = watch.clone().labels(&format!(
         "app.kubernetes.io/managed-by={}",
         names::MANAGED_BY
     ));
-    Controller::new(api::<AhltEnvironment>(client, namespace), watch)
+    let controller = Controller::new(api::<AhltEnvironment>(client, namespace), watch)
         .owns(api::<ConfigMap>(client, namespace), children.clone())
         .owns(api::<Secret>(client, namespace), children.clone())
         .owns(api::<Service>(client, namespace), children.clone())
         .owns(api::<Deployment>(client, namespace), children.clone())
         .owns(api::<Ingress>(client, namespace), children.clone())
-        .owns(api::<Job>(client, namespace), children)
-        .trigger_backoff(backoff::WatchBackoff::default())
+        .owns(api::<Job>(client, namespace), children.clone());
+    let controller = if watch_routes {
+        controller.owns(
+            api::<crate::gateway::HTTPRoute>(client, namespace),
+            children,
+        )
+    } else {
+        controller
+    };
+    controller.trigger_backoff(backoff::WatchBackoff::default())
 }
 
 /// Runs `controller` with `ctx` until it stops (after its shutdown trigger fired).
@@ -174,7 +190,18 @@ pub async fn drive(controller: Controller<AhltEnvironment>, ctx: Arc<Context>) {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let client = client().await?;
     let ns = config.namespace.as_deref();
-    let controller = controller(&client, ns).shutdown_on_signal();
+    // Without the Gateway API CRDs at start, routes are not watched; passes then poll a
+    // route's status (and the CRDs' arrival) every 30 s instead.
+    let watch_routes = front_door::GatewayApi::default()
+        .available(&client)
+        .await
+        .unwrap_or(false);
+    if !watch_routes {
+        tracing::info!(
+            "the cluster does not serve gateway.networking.k8s.io/v1: HTTPRoutes are not watched"
+        );
+    }
+    let controller = controller(&client, ns, watch_routes).shutdown_on_signal();
 
     let store = controller.store();
     let metrics = Arc::new(Metrics::default());

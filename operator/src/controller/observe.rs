@@ -9,6 +9,7 @@ use kube::{Api, Client};
 
 use super::error::ObserveError;
 use super::status::{MigrationObservation, WorkloadObservation};
+use crate::gateway::HTTPRoute;
 use crate::names;
 use crate::validate::ValidatedEnv;
 
@@ -26,12 +27,20 @@ pub struct Observed {
     pub migration_job: Option<Job>,
     pub deployment: Option<Deployment>,
     pub service: Option<Service>,
+    /// Read only when the cluster serves the Gateway API.
+    pub route: Option<HTTPRoute>,
     pub ingress: Option<Ingress>,
+    /// Whether the cluster serves the Gateway API (HTTPRoutes).
+    pub gateway_api: bool,
 }
 
 /// GETs, in a fixed order: admin Secret, database Secret, app Secret, ConfigMap, migration
-/// Job, Deployment, Service, Ingress.
-pub async fn observe(client: &Client, env: &ValidatedEnv) -> Result<Observed, ObserveError> {
+/// Job, Deployment, Service, HTTPRoute (when the cluster serves the Gateway API), Ingress.
+pub async fn observe(
+    client: &Client,
+    env: &ValidatedEnv,
+    gateway_api: bool,
+) -> Result<Observed, ObserveError> {
     let ns = env.namespace.as_str();
     let admin_api: Api<Secret> =
         Api::namespaced(client.clone(), &env.database.admin_secret_namespace);
@@ -60,11 +69,22 @@ pub async fn observe(client: &Client, env: &ValidatedEnv) -> Result<Observed, Ob
             &names::app(&env.name),
         )
         .await?,
+        route: match gateway_api {
+            true => {
+                get(
+                    &Api::<HTTPRoute>::namespaced(client.clone(), ns),
+                    &names::app(&env.name),
+                )
+                .await?
+            }
+            false => None,
+        },
         ingress: get(
             &Api::<Ingress>::namespaced(client.clone(), ns),
             &names::app(&env.name),
         )
         .await?,
+        gateway_api,
     })
 }
 

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -19,6 +18,7 @@ use super::apply;
 use super::backoff::Backoff;
 use super::cleanup;
 use super::error::{DatabaseStepError, Error};
+use super::front_door::{self, GatewayApi};
 use super::graph;
 use super::observe::{self, Observed};
 use super::provision::{DatabaseProvisioner, ProvisionError};
@@ -40,6 +40,9 @@ use crate::validate::{self, ValidatedEnv};
 /// dropped behind the operator's back).
 pub const RESYNC_PERIOD: Duration = Duration::from_secs(300);
 
+/// How soon a pass looks again while a route waits for its Gateway or for the Gateway API.
+pub const ROUTE_RECHECK: Duration = Duration::from_secs(30);
+
 /// Longest wait before retrying a pass that failed on the Kubernetes API: such failures heal
 /// on their own (a restarting API server), so they are retried soon, unlike a broken database.
 pub const API_RETRY_MAX: Duration = Duration::from_secs(10);
@@ -53,6 +56,8 @@ pub struct Context {
     pub provisioner: Arc<dyn DatabaseProvisioner>,
     pub backoff: Backoff<ObjectRef<AhltEnvironment>>,
     pub health: Arc<Health>,
+    /// Whether the cluster serves the Gateway API, re-checked every minute.
+    pub gateway_api: GatewayApi,
 }
 
 /// Entry point for the controller: one pass plus metrics, health and backoff bookkeeping.
@@ -123,7 +128,8 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
     apply::set_finalizer(&pass.api, env, true).await?;
 
     // 4. Observe, and decide the rollout once.
-    let observed = observe::observe(&ctx.client, &plan).await?;
+    let gateway_api = ctx.gateway_api.available(&ctx.client).await?;
+    let observed = observe::observe(&ctx.client, &plan, gateway_api).await?;
     let rollout = rollout::plan(
         &plan,
         &current,
@@ -144,8 +150,9 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
         return Ok(Action::await_change());
     }
 
-    // 6. Service and Ingress from the first pass, so certificates issue during migrations.
-    let ingress = apply_front_door(ctx, env, &plan, &observed, &owner).await?;
+    // 6. Service and Ingress or HTTPRoute from the first pass, so certificates issue
+    //    during migrations.
+    let door = front_door::apply(&ctx.client, env, &plan, &observed, &owner).await?;
 
     // 7. Database: credentials, the per-environment Secret, then the role and database.
     let database = match database_step(ctx, &plan, &observed, &owner).await {
@@ -156,7 +163,8 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
                 message: e.to_string(),
             };
             let mut progress = observed_progress(&plan, &rollout, &observed, failure);
-            progress.ingress = ingress;
+            progress.ingress = door.ingress;
+            progress.url = door.url;
             pass.finish(&current, Outcome::Reconciled(Box::new(progress)))
                 .await?;
             return Err(e);
@@ -165,7 +173,9 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
 
     // 8. Build (pure) and apply the rest, as the rollout plan says.
     let mut progress = apply_children(ctx, &plan, &rollout, &observed, &owner, database).await?;
-    progress.ingress = ingress;
+    let waiting_for_route = door.ingress.waits_for_route();
+    progress.ingress = door.ingress;
+    progress.url = door.url;
 
     // 9. Graph resync, once an image serves.
     progress.graph = graph::step(&ctx.client, &plan, &current, &progress.workload, &owner)
@@ -175,7 +185,13 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
     // 10. Status.
     pass.finish(&current, Outcome::Reconciled(Box::new(progress)))
         .await?;
-    Ok(Action::requeue(RESYNC_PERIOD))
+    // A route's acceptance (and a Gateway API installed after the start) may come without a
+    // watch event: look again soon.
+    Ok(Action::requeue(if waiting_for_route {
+        ROUTE_RECHECK
+    } else {
+        RESYNC_PERIOD
+    }))
 }
 
 /// What every step of a pass needs to know about the object.
@@ -319,39 +335,6 @@ fn keep_or_generate(
     }
 }
 
-/// Applies the Service and (when requested) the Ingress, or deletes an Ingress the spec no
-/// longer asks for. Neither depends on the database, and a Service without ready endpoints
-/// is harmless, so they exist from the first pass.
-async fn apply_front_door(
-    ctx: &Context,
-    env: &AhltEnvironment,
-    plan: &ValidatedEnv,
-    observed: &Observed,
-    owner: &OwnerReference,
-) -> Result<IngressObservation, Error> {
-    let client = &ctx.client;
-    let ns = plan.namespace.as_str();
-    let mut service = build::service(plan, owner);
-    apply::stamp(&mut service);
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    apply::apply_child(&services, &service, observed.service.as_ref()).await?;
-
-    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
-    match build::ingress(plan, owner) {
-        Some(mut ingress) => {
-            apply::stamp(&mut ingress);
-            apply::apply_child(&ingresses, &ingress, observed.ingress.as_ref()).await?;
-            Ok(IngressObservation::Configured)
-        }
-        None => {
-            if let Some(stale) = &observed.ingress {
-                apply::delete_owned(&ingresses, stale, env).await?;
-            }
-            Ok(IngressObservation::NotRequested)
-        }
-    }
-}
-
 /// Applies the app Secret and ConfigMap, creates the migration Job and applies the
 /// Deployment as the rollout plan says. Returns what status reports.
 async fn apply_children(
@@ -428,10 +411,15 @@ fn observed_progress(
     observed: &Observed,
     database: DatabaseObservation,
 ) -> Progress {
-    let ingress = match (&plan.ingress, &observed.ingress) {
-        (None, _) => IngressObservation::NotRequested,
-        (Some(_), Some(_)) => IngressObservation::Configured,
-        (Some(_), None) => IngressObservation::Pending,
+    let ingress = match (
+        &plan.ingress,
+        &observed.ingress,
+        &plan.route,
+        &observed.route,
+    ) {
+        (Some(_), Some(_), _, _) | (_, _, Some(_), Some(_)) => IngressObservation::Configured,
+        (Some(_), None, _, _) | (_, _, Some(_), None) => IngressObservation::Pending,
+        _ => IngressObservation::NotRequested,
     };
     Progress {
         spec_image: plan.image.clone(),

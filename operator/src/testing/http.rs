@@ -73,6 +73,19 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
+/// The discovery document (APIResourceList) of a group/version.
+fn discovery(group_version: &str) -> Value {
+    let resources: Vec<Value> = super::store::KINDS
+        .iter()
+        .filter(|k| k.group_version == group_version)
+        .map(|k| {
+            json!({"name": k.plural, "singularName": "", "namespaced": k.namespaced, "kind": k.kind,
+                   "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+        })
+        .collect();
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
+}
+
 fn json_response(status: u16, body: &Value) -> Response {
     Response::builder()
         .status(status)
@@ -98,7 +111,18 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let gateway_path = uri.path().contains(super::store::GATEWAY_API);
     let response = match parse_path(uri.path()) {
+        _ if gateway_path && !shared.options.gateway_api => error_response(&ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )),
+        None if method == Method::GET
+            && uri.path() == format!("/apis/{}", super::store::GATEWAY_API) =>
+        {
+            json_response(200, &discovery(super::store::GATEWAY_API))
+        }
         None => error_response(&ApiError::new(
             404,
             "NotFound",

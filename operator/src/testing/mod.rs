@@ -56,7 +56,22 @@ impl RequestRecord {
     }
 }
 
+/// What the fake cluster serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Serve the Gateway API (HTTPRoute, Gateway) and its discovery document, as a cluster
+    /// with its CRDs installed does. Without it, those paths answer 404.
+    pub gateway_api: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { gateway_api: true }
+    }
+}
+
 pub(crate) struct Shared {
+    options: Options,
     store: Mutex<Store>,
     /// Counts writes and logged requests; watches and waiters wake on every pulse.
     pulse: watch::Sender<u64>,
@@ -110,9 +125,15 @@ fn key(plural: &str, namespace: &str, name: &str) -> Key {
 }
 
 impl FakeApiServer {
-    /// Starts on a free loopback port.
+    /// Starts on a free loopback port, serving everything.
     pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts on a free loopback port, serving what `options` say.
+    pub async fn start_with(options: Options) -> Self {
         let shared = Arc::new(Shared {
+            options,
             store: Mutex::new(Store::default()),
             pulse: watch::channel(0).0,
             log: Mutex::new(Vec::new()),

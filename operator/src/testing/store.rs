@@ -55,7 +55,17 @@ pub const KINDS: &[Kind] = &[
         "AhltEnvironment",
         true,
     ),
+    kind(
+        "gateway.networking.k8s.io/v1",
+        "httproutes",
+        "HTTPRoute",
+        true,
+    ),
+    kind("gateway.networking.k8s.io/v1", "gateways", "Gateway", true),
 ];
+
+/// The Gateway API's group/version: optional in a cluster (see [`super::Options`]).
+pub const GATEWAY_API: &str = "gateway.networking.k8s.io/v1";
 
 pub fn find_kind(group_version: &str, plural: &str) -> Option<&'static Kind> {
     KINDS

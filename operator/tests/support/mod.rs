@@ -174,8 +174,8 @@ impl Cluster {
     /// Runs the whole controller (watches, queue, reconcile) in the background.
     pub fn run(&self) -> Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let controller =
-            controller::controller(&self.ctx.client, Some(NS)).graceful_shutdown_on(async move {
+        let controller = controller::controller(&self.ctx.client, Some(NS), true)
+            .graceful_shutdown_on(async move {
                 let _ = stopped.await;
             });
         let task = tokio::spawn(controller::drive(controller, self.ctx.clone()));
@@ -300,6 +300,18 @@ impl Cluster {
         self.api
             .wait_for(what, |api| api.get(plural, NS, name).filter(|o| check(o)))
             .await
+    }
+
+    /// Like [`Self::ready`], for an environment whose Ready also waits for something else
+    /// (a route's Gateway): the workload is rolled out and available.
+    pub async fn ready_without_front_door(&self, env: Value) {
+        self.api.create(env);
+        self.settle().await;
+        self.complete_migration(IMAGE_1);
+        self.settle().await;
+        self.roll_out();
+        self.settle().await;
+        assert_eq!(cond(&self.status(), "WorkloadAvailable").1, "Available");
     }
 
     /// Creates the environment, passes until migrations run, completes them, rolls the

@@ -66,6 +66,12 @@ pub enum Reason {
     NotRequested,
     Configured,
     NotConfigured,
+    /// IngressReady: every parent Gateway accepted the HTTPRoute.
+    Accepted,
+    /// IngressReady: spec.route is set, the cluster does not serve the Gateway API.
+    GatewayApiMissing,
+    /// IngressReady: a Gateway refused the route with a reason of its own.
+    RouteNotAccepted,
     /// GraphSynced: the resync Job of the serving image runs.
     Resyncing,
     /// GraphSynced: the last resync covers the serving image and the latest request.
@@ -78,7 +84,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Progressing,
         Reason::Available,
         Reason::Suspended,
@@ -94,6 +100,9 @@ impl Reason {
         Reason::NotRequested,
         Reason::Configured,
         Reason::NotConfigured,
+        Reason::Accepted,
+        Reason::GatewayApiMissing,
+        Reason::RouteNotAccepted,
         Reason::Resyncing,
         Reason::Synced,
         Reason::ResyncFailed,
@@ -117,6 +126,9 @@ impl Reason {
             Reason::NotRequested => "NotRequested",
             Reason::Configured => "Configured",
             Reason::NotConfigured => "NotConfigured",
+            Reason::Accepted => "Accepted",
+            Reason::GatewayApiMissing => "GatewayAPIMissing",
+            Reason::RouteNotAccepted => "RouteNotAccepted",
             Reason::Resyncing => "Resyncing",
             Reason::Synced => "Synced",
             Reason::ResyncFailed => "ResyncFailed",
@@ -162,6 +174,8 @@ pub mod reason {
     pub const NOT_REQUESTED: &str = Reason::NotRequested.as_str();
     pub const CONFIGURED: &str = Reason::Configured.as_str();
     pub const NOT_CONFIGURED: &str = Reason::NotConfigured.as_str();
+    pub const ACCEPTED: &str = Reason::Accepted.as_str();
+    pub const GATEWAY_API_MISSING: &str = Reason::GatewayApiMissing.as_str();
     pub const RESYNCING: &str = Reason::Resyncing.as_str();
     pub const SYNCED: &str = Reason::Synced.as_str();
     pub const RESYNC_FAILED: &str = Reason::ResyncFailed.as_str();

@@ -108,12 +108,38 @@ pub enum WorkloadObservation {
     Available { image: String, available: i32 },
 }
 
+/// How users reach the environment: its Ingress or HTTPRoute (IngressReady).
 #[derive(Debug, Clone, PartialEq)]
 pub enum IngressObservation {
     NotRequested,
-    /// Requested, but not applied yet (it comes with the first Deployment).
+    /// Requested, but not applied yet (the pass stopped before the front door).
     Pending,
+    /// The Ingress is applied.
     Configured,
+    /// Every parent Gateway accepted the HTTPRoute and resolved its backend.
+    RouteAccepted,
+    /// A parent has not (yet) reported on the current HTTPRoute.
+    RouteWaiting {
+        message: String,
+    },
+    /// A parent refused the route; `reason` is the Gateway's (bounded, see
+    /// [`crate::controller::front_door::GATEWAY_REASONS`]).
+    RouteRefused {
+        reason: &'static str,
+        message: String,
+    },
+    /// `spec.route` is set but the cluster does not serve the Gateway API.
+    GatewayApiMissing,
+}
+
+impl IngressObservation {
+    /// A route that waits for its Gateway or for the Gateway API.
+    pub fn waits_for_route(&self) -> bool {
+        matches!(
+            self,
+            IngressObservation::RouteWaiting { .. } | IngressObservation::GatewayApiMissing
+        )
+    }
 }
 
 /// State of the graph resync (see [`crate::controller::graph`]).
@@ -332,13 +358,42 @@ fn progress_conditions<'a>(
             type_: INGRESS_READY,
             status: "True",
             reason: reason::NOT_REQUESTED,
-            message: "spec.ingress is not set".into(),
+            message: "neither spec.ingress nor spec.route is set".into(),
         },
         IngressObservation::Pending => ConditionUpdate {
             type_: INGRESS_READY,
             status: "False",
             reason: reason::PENDING,
-            message: "the Ingress is applied once the database step succeeds".into(),
+            message: "the Ingress or HTTPRoute is not applied yet".into(),
+        },
+        IngressObservation::RouteAccepted => ConditionUpdate {
+            type_: INGRESS_READY,
+            status: "True",
+            reason: reason::ACCEPTED,
+            message: format!(
+                "every Gateway accepted the HTTPRoute: serving {}",
+                p.url.as_deref().unwrap_or_default()
+            ),
+        },
+        IngressObservation::RouteWaiting { message } => ConditionUpdate {
+            type_: INGRESS_READY,
+            status: "False",
+            reason: reason::PENDING,
+            message: message.clone(),
+        },
+        IngressObservation::RouteRefused { reason, message } => ConditionUpdate {
+            type_: INGRESS_READY,
+            status: "False",
+            reason,
+            message: message.clone(),
+        },
+        IngressObservation::GatewayApiMissing => ConditionUpdate {
+            type_: INGRESS_READY,
+            status: "False",
+            reason: reason::GATEWAY_API_MISSING,
+            message: "spec.route needs the Gateway API (gateway.networking.k8s.io/v1 HTTPRoute), \
+                      which this cluster does not serve: install its CRDs, or use spec.ingress"
+                .into(),
         },
         IngressObservation::Configured => ConditionUpdate {
             type_: INGRESS_READY,
