@@ -198,7 +198,7 @@ pub async fn base(pool: &PgPool, admin_password: Option<&str>) -> DomainResult<S
         link(&mut tx, &mut report, rel::HAS_PERMISSION, admin_role, *id).await?;
     }
 
-    let nav: [(&str, &str, &str, Option<&str>); 7] = [
+    let nav: [(&str, &str, &str, Option<&str>); 9] = [
         ("dashboard", "Dashboard", "/", None),
         ("tors", "ToRs", "/tors", Some(perm::TORS_VIEW)),
         (
@@ -207,6 +207,7 @@ pub async fn base(pool: &PgPool, admin_password: Option<&str>) -> DomainResult<S
             "/governance",
             Some(perm::TORS_VIEW),
         ),
+        ("outlook", "Outlook", "/tors/outlook", Some(perm::TORS_VIEW)),
         (
             "entities",
             "Entities",
@@ -216,6 +217,7 @@ pub async fn base(pool: &PgPool, admin_password: Option<&str>) -> DomainResult<S
         ("users", "Users", "/users", Some(perm::USERS_VIEW)),
         ("roles", "Roles", "/roles", Some(perm::ROLES_MANAGE)),
         ("audit", "Audit log", "/audit", Some(perm::AUDIT_VIEW)),
+        ("data", "Data", "/admin/data", Some(perm::DATA_MANAGE)),
     ];
     for (i, (name, label, path, permission)) in nav.iter().enumerate() {
         let mut props = vec![("path", json!(path))];

@@ -37,6 +37,8 @@ pub struct Layout {
     pub env_name: String,
     pub app_env: &'static str,
     pub flash: Option<Flash>,
+    /// The environment's time zone (AHLT_TIMEZONE), for times shown on pages.
+    pub timezone: String,
 }
 
 impl Layout {
@@ -60,6 +62,12 @@ impl Layout {
             env_name: state.config.env_name.clone(),
             app_env: state.config.app_env.as_str(),
             flash: session.remove::<Flash>(FLASH_KEY).await?,
+            timezone: state
+                .config
+                .timezone
+                .iana_name()
+                .unwrap_or("UTC")
+                .to_owned(),
         })
     }
 }

@@ -4,12 +4,15 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
+pub mod data;
 pub mod entities;
 pub mod errors;
 pub mod form;
 pub mod governance;
 pub mod layout;
+pub mod outlook;
 pub mod roles;
+pub mod tor_dependencies;
 pub mod tors;
 pub mod users;
 
@@ -22,6 +25,8 @@ use super::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
+        .route("/static/governance-map.js", get(governance_map_script))
+        .route("/static/data-import.js", get(data_import_script))
         .merge(auth::router())
         .merge(dashboard::router())
         .merge(users::router())
@@ -29,8 +34,11 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(account::router())
         .merge(tors::router())
+        .merge(tor_dependencies::router())
+        .merge(outlook::router())
         .merge(governance::router())
         .merge(entities::router())
+        .merge(data::router())
         .merge(errors::router())
 }
 
@@ -42,4 +50,22 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
         ],
         include_str!("../../../static/app.css"),
     )
+}
+
+fn script(source: &'static str) -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        source,
+    )
+}
+
+async fn governance_map_script() -> impl axum::response::IntoResponse {
+    script(include_str!("../../../static/governance-map.js"))
+}
+
+async fn data_import_script() -> impl axum::response::IntoResponse {
+    script(include_str!("../../../static/data-import.js"))
 }
