@@ -1,4 +1,6 @@
 //! ahlt: a governance web app on an EAV ontology in PostgreSQL.
+// Axum checks that each handler's future is Send; the graph backends make those futures deep.
+#![recursion_limit = "256"]
 
 pub mod auth;
 pub mod cli;

@@ -101,7 +101,11 @@ async fn export_file(State(state): State<AppState>, PageUser(user): PageUser) ->
         .into_response())
 }
 
-fn parse_choice<T: clap::ValueEnum>(value: &str, what: &str) -> Result<T, AppError> {
+/// A choice from a select; empty (a hand-made request) means the default.
+fn parse_choice<T: clap::ValueEnum + Default>(value: &str, what: &str) -> Result<T, AppError> {
+    if value.is_empty() {
+        return Ok(T::default());
+    }
     T::from_str(value, false).map_err(|_| AppError::Validation(format!("unknown {what} {value:?}")))
 }
 
