@@ -72,6 +72,33 @@ impl TestApp {
         router(self.state.clone(), session_key)
     }
 
+    /// Serves this app over real HTTP on a free 127.0.0.1 port (for a browser or a raw
+    /// HTTP client), with the client address available like `ahlt serve` has it.
+    pub async fn serve(self) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("binding a loopback port");
+        let address = listener.local_addr().expect("local address");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let service = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+        TestServer {
+            app: self,
+            base_url: format!("http://{address}"),
+            stop: Some(stop_tx),
+            task,
+        }
+    }
+
     pub fn client(&self) -> TestClient {
         TestClient {
             router: self.router.clone(),
@@ -79,6 +106,31 @@ impl TestApp {
             csrf: None,
             bearer: None,
         }
+    }
+}
+
+/// A [`TestApp`] served over HTTP on loopback; stops serving on drop.
+pub struct TestServer {
+    pub app: TestApp,
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub base_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// `base_url` + `path` (`path` starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
     }
 }
 
@@ -137,6 +189,14 @@ impl TestClient {
 
     pub fn csrf_token(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    /// The session's CSRF token, fetched first if this client has none yet.
+    pub async fn csrf_token_or_fetch(&mut self) -> String {
+        if self.csrf.is_none() {
+            self.fetch_csrf().await;
+        }
+        self.csrf.clone().unwrap_or_default()
     }
 
     /// Sends a request; state-changing requests carry the CSRF token unless `csrf` is false.

@@ -15,6 +15,8 @@ use tokio::sync::OnceCell;
 
 use crate::local_postgres::{LocalAuth, LocalPostgres, LocalPostgresOptions};
 
+pub mod browser;
+
 /// Temp dirs of shared test servers are `<tmp>/ahlt-test-pg-<pid>-<random>`.
 const DIR_PREFIX: &str = "ahlt-test-pg-";
 
