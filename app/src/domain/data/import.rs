@@ -421,7 +421,7 @@ pub async fn import(
         .execute(&mut *tx)
         .await?;
     let mut importer = Importer {
-        conn: &mut *tx,
+        conn: &mut tx,
         options,
         report: ImportReport {
             dry_run: options.dry_run,
