@@ -5,7 +5,7 @@ mod api_support;
 
 use std::collections::BTreeSet;
 
-use ahlt::graph::{self, FalkorBackend, Projection};
+use ahlt::graph::{self, FalkorBackend, GraphBackend, Projection};
 use ahlt::test_app::TestApp;
 use ahlt::testing::{falkordb_url, unique_name};
 use api_support::*;
@@ -130,8 +130,9 @@ async fn the_map_json_has_one_shape_from_postgres_and_from_the_graph() {
             .unwrap()
     };
     let (board, finance, audit) = (id("board"), id("finance"), id("audit"));
+    // The demo has three (finance and audit feed into the board, audit escalates to it).
     for (from, kind, to, blocking) in [
-        (finance, "feeds_into", board, true),
+        (board, "feeds_into", finance, true),
         (audit, "feeds_into", finance, false),
         (finance, "escalates_to", board, false),
     ] {
@@ -155,7 +156,7 @@ async fn the_map_json_has_one_shape_from_postgres_and_from_the_graph() {
 
     let from_postgres = assert_status(&admin.get("/api/v1/governance").await, 200);
     assert_contract(&from_postgres);
-    assert_eq!(from_postgres["dependencies"].as_array().unwrap().len(), 3);
+    assert_eq!(from_postgres["dependencies"].as_array().unwrap().len(), 6);
     let board_json = from_postgres["tors"]
         .as_array()
         .unwrap()
@@ -180,6 +181,25 @@ async fn the_map_json_has_one_shape_from_postgres_and_from_the_graph() {
     let projection = Projection::new(graph::Backend::Falkor(backend), "map-contract");
     projection.resync(app.pool()).await.unwrap();
     assert!(projection.current().is_some());
+    // The projection carries each dependency with its properties.
+    let edges = projection
+        .backend()
+        .unwrap()
+        .edges("map-contract")
+        .await
+        .unwrap();
+    let projected: Vec<_> = edges
+        .iter()
+        .filter(|e| e.relation_type == "feeds_into" || e.relation_type == "escalates_to")
+        .collect();
+    assert_eq!(projected.len(), 6);
+    let blocking = projected
+        .iter()
+        .find(|e| e.source_id == board && e.target_id == finance)
+        .unwrap();
+    assert_eq!(blocking.properties["is_blocking"], json!("true"));
+    assert_eq!(blocking.properties["output_types"], json!("reports"));
+    assert_eq!(blocking.properties["description"], json!("quarterly"));
     let app = app.with_graph(projection);
     let (_, mut admin) = api_support::admin(&app).await;
     let from_graph = assert_status(&admin.get("/api/v1/governance").await, 200);
@@ -193,10 +213,8 @@ async fn the_map_json_has_one_shape_from_postgres_and_from_the_graph() {
         .iter()
         .filter(|e| e["relation"] == "feeds_into" || e["relation"] == "escalates_to")
         .collect();
-    assert_eq!(dependency_edges.len(), 3);
-    assert!(
-        dependency_edges
-            .iter()
-            .any(|e| e["is_blocking"] == true && e["source"] == format!("tor:{finance}"))
-    );
+    assert_eq!(dependency_edges.len(), 6);
+    assert!(dependency_edges.iter().any(|e| e["is_blocking"] == true
+        && e["source"] == format!("tor:{board}")
+        && e["target"] == format!("tor:{finance}")));
 }
