@@ -1,7 +1,7 @@
 //! The interactive governance map in headless Chromium: a dozen ToRs with dependencies of
 //! both types, the SVG holds a node per ToR and an edge per dependency, edge types differ by
-//! line style (not only colour), a node shows its details, zoom works, and the page fits
-//! 360 px. Skipped (with the reason printed) where Chromium or chromedriver is absent.
+//! line style (not only colour), a node shows its details, zoom works, and the page (with the
+//! other new pages) fits 360 px. Skipped (with the reason printed) where Chromium or chromedriver is absent.
 
 use std::collections::BTreeSet;
 
@@ -225,5 +225,20 @@ async fn the_map_draws_a_node_per_tor_and_an_edge_per_dependency() {
         "{overflow:?}: {:?}",
         browser.overflowing_elements().await
     );
+    // So do the other new pages: a ToR with its dependency and cadence forms, the outlook
+    // and the data page.
+    for path in [
+        format!("/tors/{first}"),
+        "/tors/outlook?from=2026-03-01&days=90".to_owned(),
+        "/admin/data".to_owned(),
+    ] {
+        browser.goto(&server.url(&path)).await;
+        let overflow = browser.overflow().await;
+        assert!(
+            overflow.fits(),
+            "{path}: {overflow:?}: {:?}",
+            browser.overflowing_elements().await
+        );
+    }
     browser.close().await;
 }

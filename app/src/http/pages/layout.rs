@@ -85,7 +85,7 @@ async fn nav_links(
     )
     .fetch_all(exec)
     .await?;
-    Ok(rows
+    let mut links: Vec<NavLink> = rows
         .into_iter()
         .filter(|(_, _, permission)| permission.as_deref().is_none_or(|p| user.can(p)))
         .map(|(label, link, _)| {
@@ -100,7 +100,17 @@ async fn nav_links(
                 active,
             }
         })
-        .collect())
+        .collect();
+    // Only the most specific link is active (the outlook at /tors/outlook, not ToRs).
+    let longest = links
+        .iter()
+        .filter(|l| l.active)
+        .map(|l| l.path.len())
+        .max();
+    for link in &mut links {
+        link.active = link.active && Some(link.path.len()) == longest;
+    }
+    Ok(links)
 }
 
 /// Queues a message for the next page this session renders.
