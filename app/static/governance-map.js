@@ -106,7 +106,8 @@
     });
     return {
       at: result,
-      width: PAD * 2 + width * (NODE_W + GAP_X) - GAP_X,
+      // Room on the right for edges that loop back up.
+      width: PAD * 2 + width * (NODE_W + GAP_X) - GAP_X + 80,
       height: PAD * 2 + layers.length * (NODE_H + GAP_Y) - GAP_Y,
     };
   }
@@ -120,15 +121,16 @@
     return c.meeting_cadence.replace("_", " ") + day + " " + c.cadence_time;
   }
 
-  function edgePath(a, b) {
-    const x1 = a.x + NODE_W / 2, y1 = a.y + NODE_H, x2 = b.x + NODE_W / 2, y2 = b.y;
+  /** The curve from `a` to `b`; `shift` moves parallel edges between one pair apart. */
+  function edgePath(a, b, shift) {
+    const x1 = a.x + NODE_W / 2 + shift, y1 = a.y + NODE_H, x2 = b.x + NODE_W / 2 + shift, y2 = b.y;
     if (y2 > y1) {
       const my = (y1 + y2) / 2;
       return { d: `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2}`, mx: (x1 + x2) / 2, my };
     }
     // Back (or same-layer) edge: leave from the side and loop round.
     const sx = a.x + NODE_W, sy = a.y + NODE_H / 2, tx = b.x + NODE_W, ty = b.y + NODE_H / 2;
-    const bulge = Math.max(sx, tx) + 60;
+    const bulge = Math.max(sx, tx) + 60 + 2 * Math.abs(shift);
     return { d: `M${sx},${sy} C${bulge},${sy} ${bulge},${ty} ${tx},${ty}`, mx: bulge - 15, my: (sy + ty) / 2 };
   }
 
@@ -144,10 +146,15 @@
     svg.dataset.width = width;
     svg.dataset.height = height;
     const edges = el("g", { class: "map-edges" }, viewport);
+    const seen = new Map();
     for (const l of links) {
       const a = at.get(l.from), b = at.get(l.to);
       if (!a || !b) continue;
-      const p = edgePath(a, b);
+      const pair = [l.from, l.to].sort().join("-");
+      const nth = seen.get(pair) || 0;
+      seen.set(pair, nth + 1);
+      const shift = nth === 0 ? 0 : (nth % 2 ? 1 : -1) * 14 * Math.ceil(nth / 2);
+      const p = edgePath(a, b, shift);
       const cls = l.dep
         ? `map-edge map-dependency edge-${l.kind}${l.dep.is_blocking ? " edge-blocking" : ""}`
         : "map-edge map-hierarchy";
