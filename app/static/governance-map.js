@@ -2,8 +2,9 @@
 //
 // Layout (layered, for directed graphs): cycles are broken by reversing the edges a
 // depth-first search finds going back, every ToR is put on the layer below the lowest of
-// its predecessors (longest path), then each layer is ordered by the mean position of its
-// neighbours (a few sweeps down and up) to cut crossings. Dependencies flow down the page;
+// its predecessors (longest path), edges that cross layers get a placeholder in each so
+// they are routed round the boxes, then each layer is ordered by the mean position of its
+// neighbours (sweeps down and up) to cut crossings. Dependencies flow down the page;
 // "reports to" links are drawn from parent to child and count for the layout too.
 //
 // Edges are told apart without colour: feeds_into is a solid line with a filled arrow,
@@ -44,20 +45,30 @@
 
   // ---- layout ---------------------------------------------------------------------------
 
-  /** Layers and order for `ids` joined by `links` ({from, to}); returns id -> {layer, pos}. */
+  const DUMMY_W = 24;
+
+  /**
+   * Places `ids` joined by `links` ({from, to}) in layers. Returns `at` (id -> top-left of
+   * its box), `routes` (link index -> the points an edge spanning several layers passes
+   * through, in the link's own direction, so it goes round the boxes in between), and the
+   * drawing's size.
+   */
   function layout(ids, links) {
     const out = new Map(ids.map((id) => [id, []]));
-    for (const l of links) if (out.has(l.from) && out.has(l.to) && l.from !== l.to) out.get(l.from).push(l);
-    // 1. Break cycles: edges to a node still on the DFS stack point back; reverse them.
+    links.forEach((l, i) => {
+      if (out.has(l.from) && out.has(l.to) && l.from !== l.to) out.get(l.from).push({ ...l, i });
+    });
+    // 1. Break cycles: an edge to a node still on the depth-first stack points back; it is
+    //    laid out reversed (and drawn in its own direction).
     const state = new Map();
     const forward = [];
     function visit(id) {
       state.set(id, 1);
       for (const l of out.get(id)) {
         const s = state.get(l.to);
-        if (s === 1) forward.push({ from: l.to, to: l.from });
+        if (s === 1) forward.push({ from: l.to, to: l.from, i: l.i, reversed: true });
         else {
-          forward.push(l);
+          forward.push({ from: l.from, to: l.to, i: l.i, reversed: false });
           if (!s) visit(l.to);
         }
       }
@@ -66,8 +77,7 @@
     for (const id of ids) if (!state.get(id)) visit(id);
     // 2. Longest-path layering.
     const preds = new Map(ids.map((id) => [id, []]));
-    const succs = new Map(ids.map((id) => [id, []]));
-    for (const l of forward) { preds.get(l.to).push(l.from); succs.get(l.from).push(l.to); }
+    for (const l of forward) preds.get(l.to).push(l.from);
     const layer = new Map();
     function depth(id) {
       if (layer.has(id)) return layer.get(id);
@@ -78,36 +88,69 @@
       return d;
     }
     ids.forEach(depth);
+    // 3. Long edges get a placeholder in every layer they cross.
+    const up = new Map(ids.map((id) => [id, []]));
+    const down = new Map(ids.map((id) => [id, []]));
+    const chains = new Map();
+    let dummies = 0;
+    for (const l of forward) {
+      let prev = l.from;
+      const chain = [];
+      for (let li = layer.get(l.from) + 1; li < layer.get(l.to); li++) {
+        const d = "d" + dummies++;
+        layer.set(d, li);
+        up.set(d, []);
+        down.set(d, []);
+        chain.push(d);
+        up.get(d).push(prev);
+        down.get(prev).push(d);
+        prev = d;
+      }
+      up.get(l.to).push(prev);
+      down.get(prev).push(l.to);
+      chains.set(l.i, { chain, reversed: l.reversed });
+    }
     const layers = [];
-    for (const id of ids) (layers[layer.get(id)] = layers[layer.get(id)] || []).push(id);
-    // 3. Order within layers by the barycentre of neighbours, sweeping down then up.
+    for (const [id, li] of layer) (layers[li] = layers[li] || []).push(id);
+    // 4. Order within layers by the barycentre of neighbours, sweeping down then up.
     const pos = new Map();
     const place = (row) => row.forEach((id, i) => pos.set(id, i));
     layers.forEach(place);
     const mean = (list, fallback) =>
       list.length ? list.reduce((a, n) => a + pos.get(n), 0) / list.length : fallback;
-    for (let sweep = 0; sweep < 4; sweep++) {
-      const down = sweep % 2 === 0;
-      const order = down ? layers.slice(1) : layers.slice(0, -1).reverse();
-      for (const row of order) {
-        const key = new Map(row.map((id) => [id, mean(down ? preds.get(id) : succs.get(id), pos.get(id))]));
+    for (let sweep = 0; sweep < 6; sweep++) {
+      const downward = sweep % 2 === 0;
+      const rows = downward ? layers.slice(1) : layers.slice(0, -1).reverse();
+      for (const row of rows) {
+        const key = new Map(row.map((id) => [id, mean((downward ? up : down).get(id), pos.get(id))]));
         row.sort((a, b) => key.get(a) - key.get(b) || pos.get(a) - pos.get(b));
         place(row);
       }
     }
-    const width = Math.max(1, ...layers.map((r) => r.length));
-    const result = new Map();
+    // 5. Coordinates: each layer centred; placeholders are narrow.
+    const slot = (id) => (out.has(id) ? NODE_W : DUMMY_W) + GAP_X;
+    const rowWidth = (row) => row.reduce((w, id) => w + slot(id), 0) - GAP_X;
+    const width = Math.max(NODE_W, ...layers.map(rowWidth));
+    const at = new Map();
+    const centre = new Map();
     layers.forEach((row, li) => {
-      const offset = (width - row.length) / 2;
-      row.forEach((id, i) => result.set(id, {
-        x: PAD + (offset + i) * (NODE_W + GAP_X),
-        y: PAD + li * (NODE_H + GAP_Y),
-      }));
+      let x = PAD + (width - rowWidth(row)) / 2;
+      const y = PAD + li * (NODE_H + GAP_Y);
+      for (const id of row) {
+        if (out.has(id)) at.set(id, { x, y });
+        else centre.set(id, { x: x + DUMMY_W / 2, y: y + NODE_H / 2 });
+        x += slot(id);
+      }
     });
+    const routes = new Map();
+    for (const [i, { chain, reversed }] of chains) {
+      const points = chain.map((d) => centre.get(d));
+      routes.set(i, { points: reversed ? points.reverse() : points, reversed });
+    }
     return {
-      at: result,
-      // Room on the right for edges that loop back up.
-      width: PAD * 2 + width * (NODE_W + GAP_X) - GAP_X + 80,
+      at,
+      routes,
+      width: PAD * 2 + width,
       height: PAD * 2 + layers.length * (NODE_H + GAP_Y) - GAP_Y,
     };
   }
@@ -121,17 +164,23 @@
     return c.meeting_cadence.replace("_", " ") + day + " " + c.cadence_time;
   }
 
-  /** The curve from `a` to `b`; `shift` moves parallel edges between one pair apart. */
-  function edgePath(a, b, shift) {
-    const x1 = a.x + NODE_W / 2 + shift, y1 = a.y + NODE_H, x2 = b.x + NODE_W / 2 + shift, y2 = b.y;
-    if (y2 > y1) {
-      const my = (y1 + y2) / 2;
-      return { d: `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2}`, mx: (x1 + x2) / 2, my };
+  /**
+   * The curve from box `a` to box `b` through `route.points`: leaving `a` at the bottom and
+   * entering `b` at the top, or the other way round for an edge that points back up.
+   * `shift` moves parallel edges between one pair apart.
+   */
+  function edgePath(a, b, route, shift) {
+    const back = route && route.reversed;
+    const start = { x: a.x + NODE_W / 2 + shift, y: back ? a.y : a.y + NODE_H };
+    const end = { x: b.x + NODE_W / 2 + shift, y: back ? b.y + NODE_H : b.y };
+    const points = [start, ...((route && route.points) || []).map((p) => ({ x: p.x + shift, y: p.y })), end];
+    let d = `M${points[0].x},${points[0].y}`;
+    for (let i = 1; i < points.length; i++) {
+      const p = points[i - 1], q = points[i], dy = (q.y - p.y) / 2;
+      d += ` C${p.x},${p.y + dy} ${q.x},${q.y - dy} ${q.x},${q.y}`;
     }
-    // Back (or same-layer) edge: leave from the side and loop round.
-    const sx = a.x + NODE_W, sy = a.y + NODE_H / 2, tx = b.x + NODE_W, ty = b.y + NODE_H / 2;
-    const bulge = Math.max(sx, tx) + 60 + 2 * Math.abs(shift);
-    return { d: `M${sx},${sy} C${bulge},${sy} ${bulge},${ty} ${tx},${ty}`, mx: bulge - 15, my: (sy + ty) / 2 };
+    const m = Math.floor((points.length - 1) / 2);
+    return { d, mx: (points[m].x + points[m + 1].x) / 2, my: (points[m].y + points[m + 1].y) / 2 };
   }
 
   function draw(data) {
@@ -141,20 +190,20 @@
     for (const t of tors) if (t.parent_id && byId.has(t.parent_id)) links.push({ from: t.parent_id, to: t.id, kind: "reports_to" });
     for (const d of data.dependencies) links.push({ from: d.source_id, to: d.target_id, kind: d.relation_type, dep: d });
     const ids = tors.map((t) => t.id);
-    const { at, width, height } = layout(ids, links);
+    const { at, routes, width, height } = layout(ids, links);
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     svg.dataset.width = width;
     svg.dataset.height = height;
     const edges = el("g", { class: "map-edges" }, viewport);
     const seen = new Map();
-    for (const l of links) {
+    links.forEach((l, i) => {
       const a = at.get(l.from), b = at.get(l.to);
-      if (!a || !b) continue;
+      if (!a || !b || l.from === l.to) return;
       const pair = [l.from, l.to].sort().join("-");
       const nth = seen.get(pair) || 0;
       seen.set(pair, nth + 1);
       const shift = nth === 0 ? 0 : (nth % 2 ? 1 : -1) * 14 * Math.ceil(nth / 2);
-      const p = edgePath(a, b, shift);
+      const p = edgePath(a, b, routes.get(i), shift);
       const cls = l.dep
         ? `map-edge map-dependency edge-${l.kind}${l.dep.is_blocking ? " edge-blocking" : ""}`
         : "map-edge map-hierarchy";
@@ -168,7 +217,7 @@
         const label = el("text", { x: p.mx, y: p.my, class: "edge-label", "text-anchor": "middle" }, edges);
         label.textContent = "blocking";
       }
-    }
+    });
     const nodes = el("g", { class: "map-nodes" }, viewport);
     for (const t of tors) {
       const p = at.get(t.id);
