@@ -1,5 +1,5 @@
 //! The `ahlt` command line: `serve`, `migrate`, `seed-demo`, `graph resync|check|bench`,
-//! `admin grant|reset-password`.
+//! `admin grant|reset-password`, `data import|export`.
 //!
 //! Exit status: 0 on success, 1 on any failure (message on stderr), 2 for usage errors.
 //! `graph check` follows diff(1): 0 identical, 1 different, 2 could not compare.
@@ -43,6 +43,9 @@ pub enum Command {
     /// Recovery for operators locked out of user management (audit-logged).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Import and export data in upstream ahlt's JSON format. Needs DATABASE_URL.
+    #[command(subcommand)]
+    Data(DataCommand),
 }
 
 #[derive(Subcommand)]
@@ -51,6 +54,36 @@ pub enum AdminCommand {
     Grant { username: String },
     /// Sets a new generated password for USERNAME and prints it once.
     ResetPassword { username: String },
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Import one or more files (in order) in one transaction: all or nothing. Prints what
+    /// changed (or, with --dry-run, what would); exits 1 and changes nothing on any error.
+    Import {
+        /// Files in upstream's format (`{entities: [...], relations: [...]}`), e.g. its
+        /// data/seed/ontology.json followed by data/seed/staging.json; `-` reads stdin.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// What to do with an entity or relation that already exists.
+        #[arg(long, value_enum, default_value = "skip")]
+        mode: crate::domain::data::ConflictMode,
+        /// What to do with entity types this app has no pages for and undeclared relation types.
+        #[arg(long, value_enum, default_value = "import")]
+        unknown: crate::domain::data::UnknownPolicy,
+        /// Report what would change, then roll back.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every entity and relation (never password hashes or other secrets) as JSON.
+    Export {
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -92,6 +92,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 stopped
             }
         },
+        Command::Data(command) => {
+            let url = require_database_url(&cli.common.database_url, "data")?;
+            let pool = db::connect(url, 2)
+                .await
+                .context("connecting to the database")?;
+            let result = crate::data_cli::run(&pool, command).await;
+            pool.close().await;
+            result
+        }
         Command::Graph(GraphCommand::Bench(args)) => {
             let database_url = cli.common.database_url.as_deref().filter(|u| !u.is_empty());
             graph_bench(database_url, &args).await

@@ -110,9 +110,21 @@ pub struct ServeArgs {
     #[arg(long, env = "GRAPH_NAME", default_value = crate::graph::DEFAULT_GRAPH_NAME)]
     pub graph_name: String,
 
+    /// Time zone of this environment (IANA name, e.g. Europe/Oslo): meeting cadences are
+    /// wall-clock times in it, and the outlook projects them there.
+    #[arg(long, env = "AHLT_TIMEZONE", default_value = "UTC", value_parser = parse_timezone)]
+    pub timezone: jiff::tz::TimeZone,
+
     /// Changes the live graph sync keeps queued at most; beyond, it resyncs instead.
     #[arg(long, env = "GRAPH_QUEUE_CAPACITY", default_value_t = crate::graph::DEFAULT_QUEUE_CAPACITY)]
     pub graph_queue_capacity: usize,
+}
+
+/// An IANA time zone name from the bundled time zone database.
+pub fn parse_timezone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(name.trim()).map_err(|e| {
+        format!("unknown time zone {name:?} (use an IANA name such as Europe/Oslo): {e}")
+    })
 }
 
 impl ServeArgs {
@@ -159,6 +171,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("admin_password", &redacted(&self.admin_password))
             .field("max_connections", &self.max_connections)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("timezone", &self.timezone.iana_name())
             .finish()
     }
 }
@@ -171,6 +184,8 @@ pub struct AppConfig {
     pub cookie_secure: bool,
     pub trust_forwarded_for: bool,
     pub login_limits: LoginLimits,
+    /// The environment's time zone (AHLT_TIMEZONE).
+    pub timezone: jiff::tz::TimeZone,
 }
 
 impl AppConfig {
@@ -182,6 +197,7 @@ impl AppConfig {
             cookie_secure: false,
             trust_forwarded_for: false,
             login_limits: LoginLimits::default(),
+            timezone: jiff::tz::TimeZone::UTC,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod data_cli;
 pub mod db;
 pub mod domain;
 pub mod graph;

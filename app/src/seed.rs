@@ -198,7 +198,7 @@ pub async fn base(pool: &PgPool, admin_password: Option<&str>) -> DomainResult<S
         link(&mut tx, &mut report, rel::HAS_PERMISSION, admin_role, *id).await?;
     }
 
-    let nav: [(&str, &str, &str, Option<&str>); 7] = [
+    let nav: [(&str, &str, &str, Option<&str>); 9] = [
         ("dashboard", "Dashboard", "/", None),
         ("tors", "ToRs", "/tors", Some(perm::TORS_VIEW)),
         (
@@ -207,6 +207,7 @@ pub async fn base(pool: &PgPool, admin_password: Option<&str>) -> DomainResult<S
             "/governance",
             Some(perm::TORS_VIEW),
         ),
+        ("outlook", "Outlook", "/tors/outlook", Some(perm::TORS_VIEW)),
         (
             "entities",
             "Entities",
@@ -216,6 +217,7 @@ pub async fn base(pool: &PgPool, admin_password: Option<&str>) -> DomainResult<S
         ("users", "Users", "/users", Some(perm::USERS_VIEW)),
         ("roles", "Roles", "/roles", Some(perm::ROLES_MANAGE)),
         ("audit", "Audit log", "/audit", Some(perm::AUDIT_VIEW)),
+        ("data", "Data", "/admin/data", Some(perm::DATA_MANAGE)),
     ];
     for (i, (name, label, path, permission)) in nav.iter().enumerate() {
         let mut props = vec![("path", json!(path))];
@@ -409,6 +411,83 @@ pub async fn demo(pool: &PgPool) -> DomainResult<SeedReport> {
             }
         }
     }
+    if report.created.iter().any(|c| c == "tor:board") {
+        demo_governance(&mut tx, &actor).await?;
+    }
     tx.commit().await?;
     Ok(report)
+}
+
+/// Cadences and dependencies of the demo ToRs, added with them (so a second run, or an
+/// administrator's later edits, are left alone).
+async fn demo_governance(conn: &mut PgConnection, actor: &Actor) -> DomainResult<()> {
+    use crate::domain::cadence::{Cadence, CadenceFields};
+    use crate::domain::dependencies::{self, DependencyKind, NewDependency};
+    let mut id = async |name: &str| -> DomainResult<i64> {
+        Ok(store::find_entity(&mut *conn, kind::TOR, name)
+            .await?
+            .map(|e| e.id)
+            .expect("demo ToRs exist"))
+    };
+    let (board, finance, audit) = (id("board").await?, id("finance").await?, id("audit").await?);
+    let cadences = [
+        (
+            board,
+            "monthly",
+            "thursday",
+            "last",
+            "14:00",
+            120,
+            "Boardroom",
+        ),
+        (finance, "biweekly", "tuesday", "", "10:00", 90, "Room 2"),
+        (audit, "monthly", "15", "", "09:00", 60, ""),
+    ];
+    for (tor, kind, day, week, time, minutes, location) in cadences {
+        let fields = CadenceFields {
+            meeting_cadence: kind.into(),
+            cadence_day: day.into(),
+            cadence_week: week.into(),
+            cadence_time: time.into(),
+            cadence_duration_minutes: Some(minutes),
+            default_location: location.into(),
+        };
+        let cadence = Cadence::from_fields(&fields).map_err(DomainError::Invalid)?;
+        crate::domain::outlook::set_cadence(conn, actor, tor, cadence.as_ref()).await?;
+    }
+    let links = [
+        (
+            finance,
+            DependencyKind::FeedsInto,
+            board,
+            "budget proposals",
+            true,
+        ),
+        (
+            audit,
+            DependencyKind::FeedsInto,
+            board,
+            "audit findings",
+            false,
+        ),
+        (
+            audit,
+            DependencyKind::EscalatesTo,
+            board,
+            "control failures",
+            false,
+        ),
+    ];
+    for (source_id, kind, target_id, outputs, is_blocking) in links {
+        let new = NewDependency {
+            kind,
+            source_id,
+            target_id,
+            output_types: outputs.into(),
+            description: String::new(),
+            is_blocking,
+        };
+        dependencies::create(conn, actor, &new).await?;
+    }
+    Ok(())
 }

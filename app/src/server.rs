@@ -186,6 +186,7 @@ fn app_config(args: &ServeArgs) -> AppConfig {
         cookie_secure: args.cookie_secure.unwrap_or(args.app_env != AppEnv::Dev),
         trust_forwarded_for: args.trust_forwarded_for,
         login_limits: LoginLimits::default(),
+        timezone: args.timezone.clone(),
     }
 }
 

@@ -154,7 +154,10 @@ async fn governance_map_nests_every_demo_tor_with_its_functions_capabilities_and
     assert_eq!(html.matches("<ul class=\"tree\">").count(), 2);
     assert_eq!(
         html.matches("<ul class=\"tree\">").count(),
-        html.matches("</ul>").count() - html.matches("<ul class=\"functions\">").count()
+        html.matches("</ul>").count()
+            - html.matches("<ul class=\"functions\">").count()
+            - html.matches("<ul class=\"map-legend\">").count()
+            - html.matches("<ul class=\"dependencies\">").count()
     );
 }
 

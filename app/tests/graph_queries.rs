@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use ahlt::domain::abac::{self, Grant, GrantSource};
 use ahlt::domain::{Capability, DomainError, governance, kind, rel};
 use ahlt::graph::{self, FalkorBackend, Projection, queries};
-use ahlt::store::{self, EntityPatch, NewEntity};
+use ahlt::store::{self, EntityPatch, NewEntity, Properties};
 use ahlt::test_app::TestApp;
 use ahlt::testing::{falkordb_url, unique_name};
 use rand::rngs::StdRng;
@@ -48,6 +48,13 @@ async fn entity(pool: &PgPool, new: NewEntity) -> i64 {
 async fn relate(pool: &PgPool, relation: &str, source: i64, target: i64) {
     let mut conn = pool.acquire().await.unwrap();
     store::relate(&mut conn, relation, source, target, &Default::default())
+        .await
+        .unwrap();
+}
+
+async fn relate_with(pool: &PgPool, relation: &str, source: i64, target: i64, props: Properties) {
+    let mut conn = pool.acquire().await.unwrap();
+    store::relate(&mut conn, relation, source, target, &props)
         .await
         .unwrap();
 }
@@ -177,6 +184,35 @@ async fn generate(pool: &PgPool, seed: u64) -> Generated {
         if i % 4 != 3 {
             new = new.property("description", descriptions[i % descriptions.len()].clone());
         }
+        // Cadences as upstream writes them (strings), as numbers, and ones that cannot be
+        // understood (no meetings, no cadence on the map).
+        let cadence: &[(&str, Value)] = match i % 5 {
+            0 => &[
+                ("meeting_cadence", json!("weekly")),
+                ("cadence_day", json!("monday")),
+                ("cadence_time", json!("09:30")),
+            ],
+            1 => &[
+                ("meeting_cadence", json!("monthly")),
+                ("cadence_day", json!("31")),
+                ("cadence_duration_minutes", json!(45)),
+            ],
+            2 => &[
+                ("meeting_cadence", json!("biweekly")),
+                ("cadence_day", json!("someday")),
+            ],
+            3 => &[],
+            _ => &[
+                ("meeting_cadence", json!("monthly")),
+                ("cadence_day", json!("friday")),
+                ("cadence_week", json!("last")),
+                ("cadence_duration_minutes", json!("120")),
+                ("default_location", json!("Room 2")),
+            ],
+        };
+        for (key, value) in cadence {
+            new = new.property(key, value.clone());
+        }
         let id = entity(pool, new).await;
         if rng.gen_bool(0.6) {
             let parent = *tors.choose(&mut rng).unwrap();
@@ -184,6 +220,44 @@ async fn generate(pool: &PgPool, seed: u64) -> Generated {
         }
         tors.push(id);
     }
+
+    // Dependencies between ToRs, with properties of several JSON types (upstream writes
+    // `is_blocking` as "true"), and the same relation types between non-ToRs, which the map
+    // leaves out.
+    let blocking = [
+        json!("true"),
+        json!(true),
+        json!("false"),
+        json!(1),
+        json!(["a", 2]),
+    ];
+    for i in 0..16 {
+        let (source, target) = (
+            *tors.choose(&mut rng).unwrap(),
+            *tors.choose(&mut rng).unwrap(),
+        );
+        if source == target {
+            continue;
+        }
+        let kind = if i % 3 == 0 {
+            rel::ESCALATES_TO
+        } else {
+            rel::FEEDS_INTO
+        };
+        let mut props = Properties::new();
+        if i % 4 != 0 {
+            props.insert("is_blocking".into(), blocking[i % blocking.len()].clone());
+        }
+        if i % 2 == 0 {
+            props.insert("output_types".into(), json!(format!("outputs {i}")));
+        }
+        if i % 5 == 1 {
+            props.insert("description".into(), json!({"b": i, "a": [1, "x"]}));
+        }
+        relate_with(pool, kind, source, target, props).await;
+    }
+    relate(pool, rel::FEEDS_INTO, users[1], tors[0]).await;
+    relate(pool, rel::ESCALATES_TO, tors[0], users[1]).await;
 
     let mut functions = ids_of(pool, kind::TOR_FUNCTION).await;
     for i in 0..30 {
@@ -394,6 +468,17 @@ async fn graph_and_postgres_agree_on_generated_data() {
     assert_eq!(
         governance::map(pool, Some(&projection)).await.unwrap(),
         expected
+    );
+    let dependencies_in_map = expected.dependencies.len();
+    let blocking_in_map = expected
+        .dependencies
+        .iter()
+        .filter(|d| d.is_blocking)
+        .count();
+    let cadences_in_map = expected.tors.iter().filter(|t| t.cadence.is_some()).count();
+    assert!(
+        dependencies_in_map >= 8 && blocking_in_map >= 2 && cadences_in_map >= 4,
+        "{dependencies_in_map} {blocking_in_map} {cadences_in_map}"
     );
     let tors_in_map = expected.tors.len();
     let functions_in_map: usize = expected.tors.iter().map(|t| t.functions.len()).sum();

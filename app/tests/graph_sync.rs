@@ -591,3 +591,80 @@ async fn without_a_graph_the_api_says_so_and_readiness_ignores_the_graph() {
     assert!(metrics.contains("ahlt_graph_stale 1"), "{metrics}");
     assert!(metrics.contains("ahlt_graph_sync_queue_depth"), "{metrics}");
 }
+
+#[tokio::test]
+async fn dependencies_and_their_property_changes_reach_the_graph_live() {
+    use ahlt::domain::audit::Actor;
+    use ahlt::domain::dependencies::{self, DependencyKind, DependencyUpdate, NewDependency};
+    use ahlt::domain::{governance, kind};
+    use ahlt::graph::queries;
+
+    let (app, _) = TestApp::with_demo().await;
+    let pool = app.pool();
+    let env = unique_name("env");
+    let backend = falkor(&falkordb_url().await).await;
+    let running = start(
+        pool,
+        Projection::new(Backend::Falkor(backend.clone()), &env),
+    );
+    let projection = running.projection.clone();
+    flush(pool, &projection).await;
+    let tor = |name: &'static str| async move {
+        store::find_entity(pool, kind::TOR, name)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let (board, finance) = (tor("board").await, tor("finance").await);
+    let mut conn = pool.acquire().await.unwrap();
+    let new = NewDependency {
+        kind: DependencyKind::EscalatesTo,
+        source_id: finance,
+        target_id: board,
+        output_types: "overspends".into(),
+        description: "beyond the committee's limit".into(),
+        is_blocking: false,
+    };
+    let dep = dependencies::create(&mut conn, &Actor::system(), &new)
+        .await
+        .unwrap();
+    flush(pool, &projection).await;
+    let projected = edge(&backend, &env, dep.id).await.expect("projected");
+    assert_eq!(projected.relation_type, "escalates_to");
+    assert_eq!((projected.source_id, projected.target_id), (finance, board));
+    assert_eq!(projected.properties["output_types"], json!("overspends"));
+    assert_eq!(projected.properties["is_blocking"], json!("false"));
+
+    let change = DependencyUpdate {
+        is_blocking: Some(true),
+        ..Default::default()
+    };
+    dependencies::update(&mut conn, &Actor::system(), dep.id, &change)
+        .await
+        .unwrap();
+    flush(pool, &projection).await;
+    let projected = edge(&backend, &env, dep.id).await.unwrap();
+    assert_eq!(projected.properties["is_blocking"], json!("true"));
+    // The graph-backed map agrees with Postgres, the new edge included.
+    let from_graph = queries::governance_map(&backend, &env)
+        .await
+        .unwrap()
+        .sorted();
+    let from_postgres = governance::map_pg(pool).await.unwrap().sorted();
+    assert_eq!(from_graph, from_postgres);
+    assert!(
+        from_graph
+            .dependencies
+            .iter()
+            .any(|d| d.id == dep.id && d.is_blocking)
+    );
+
+    dependencies::delete(&mut conn, &Actor::system(), dep.id)
+        .await
+        .unwrap();
+    flush(pool, &projection).await;
+    assert!(edge(&backend, &env, dep.id).await.is_none());
+    drop(conn);
+    running.stop().await;
+}

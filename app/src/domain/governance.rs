@@ -1,10 +1,12 @@
-//! The governance map: every ToR with its functions and who fills them, and the same data as
-//! a node/edge graph for the JSON API. Read from the graph projection when it is current
+//! The governance map: every ToR with its cadence, its functions and who fills them, the
+//! dependencies between ToRs, and the same data as a node/edge graph for the JSON API. Read from the graph projection when it is current
 //! ([`crate::graph::queries::governance_map`]), else from Postgres; both answers are put in
 //! one canonical order ([`GovernanceMap::sorted`]) so they are identical.
 
 use serde::Serialize;
 
+use super::cadence::{self, CadenceInfo};
+use super::dependencies::{self, Dependency};
 use super::tors::{self, TorFunction, TorSummary};
 use super::{DomainResult, rel};
 use crate::graph::{Projection, queries};
@@ -12,12 +14,16 @@ use crate::graph::{Projection, queries};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GovernanceMap {
     pub tors: Vec<GovernanceTor>,
+    /// `feeds_into` and `escalates_to` edges between the ToRs, by id.
+    pub dependencies: Vec<Dependency>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GovernanceTor {
     #[serde(flatten)]
     pub tor: TorSummary,
+    /// The meeting cadence, when the ToR has one that can be understood.
+    pub cadence: Option<CadenceInfo>,
     pub functions: Vec<TorFunction>,
 }
 
@@ -34,6 +40,9 @@ pub struct GraphEdge {
     pub source: String,
     pub target: String,
     pub relation: &'static str,
+    /// Dependencies only: whether the target cannot proceed without the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_blocking: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,19 +71,35 @@ pub async fn map_pg(
     let mut conn = db.acquire().await?;
     let all_tors = tors::list(&mut *conn).await?;
     let mut functions = tors::functions_in(&mut conn, None).await?;
+    let cadence_rows: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT p.entity_id, p.key, p.value FROM entity_properties p \
+         JOIN entities t ON t.id = p.entity_id AND t.entity_type = 'tor' WHERE p.key = ANY($1)",
+    )
+    .bind(&cadence::key::ALL[..])
+    .fetch_all(&mut *conn)
+    .await?;
+    let dependencies = dependencies::all(&mut *conn).await?;
     let tors = all_tors
         .into_iter()
         .map(|tor| {
             let (mine, rest): (Vec<_>, Vec<_>) =
                 functions.drain(..).partition(|f| f.tor_id == tor.id);
             functions = rest;
+            let cadence = cadence::Cadence::from_properties(|key| {
+                cadence_rows
+                    .iter()
+                    .find(|(id, k, _)| *id == tor.id && k == key)
+                    .map(|(_, _, v)| v.clone())
+            })
+            .map(|c| c.info());
             GovernanceTor {
                 tor,
+                cadence,
                 functions: mine,
             }
         })
         .collect();
-    Ok(GovernanceMap { tors })
+    Ok(GovernanceMap { tors, dependencies })
 }
 
 impl GovernanceMap {
@@ -83,6 +108,7 @@ impl GovernanceMap {
     /// SQL makes the order independent of the database's collation and of `sort_order`,
     /// which the graph projection does not carry.
     pub fn sorted(mut self) -> GovernanceMap {
+        self.dependencies.sort();
         self.tors.sort_by(|a, b| {
             (&a.tor.label, &a.tor.name, a.tor.id).cmp(&(&b.tor.label, &b.tor.name, b.tor.id))
         });
@@ -133,6 +159,7 @@ impl GovernanceMap {
                     source: tor_node.clone(),
                     target: format!("tor:{parent}"),
                     relation: rel::REPORTS_TO,
+                    is_blocking: None,
                 });
             }
             for f in &t.functions {
@@ -146,6 +173,7 @@ impl GovernanceMap {
                     source: f_node.clone(),
                     target: tor_node.clone(),
                     relation: rel::BELONGS_TO_TOR,
+                    is_blocking: None,
                 });
                 for h in &f.holders {
                     users.insert(h.id, h.display_name.clone());
@@ -153,10 +181,17 @@ impl GovernanceMap {
                         source: format!("user:{}", h.id),
                         target: f_node.clone(),
                         relation: rel::FILLS_POSITION,
+                        is_blocking: None,
                     });
                 }
             }
         }
+        edges.extend(self.dependencies.iter().map(|d| GraphEdge {
+            source: format!("tor:{}", d.source_id),
+            target: format!("tor:{}", d.target_id),
+            relation: d.relation_type.relation_type(),
+            is_blocking: Some(d.is_blocking),
+        }));
         nodes.extend(users.into_iter().map(|(id, label)| GraphNode {
             id: format!("user:{id}"),
             kind: "user",

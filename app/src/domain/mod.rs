@@ -24,9 +24,13 @@ pub(crate) use user_roles_cte;
 
 pub mod abac;
 pub mod audit;
+pub mod cadence;
+pub mod data;
+pub mod dependencies;
 pub mod governance;
 pub mod guard;
 pub mod recovery;
+pub mod outlook;
 pub mod roles;
 pub mod tors;
 pub mod users;

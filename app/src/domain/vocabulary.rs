@@ -30,14 +30,20 @@ pub mod rel {
     pub const FILLS_POSITION: &str = "fills_position";
     /// tor -> parent tor
     pub const REPORTS_TO: &str = "reports_to";
+    /// tor -> tor whose work takes this one's outputs (see [`crate::domain::dependencies`])
+    pub const FEEDS_INTO: &str = "feeds_into";
+    /// tor -> tor that decides what this one cannot
+    pub const ESCALATES_TO: &str = "escalates_to";
 
-    pub const ALL: [(&str, &str); 6] = [
+    pub const ALL: [(&str, &str); 8] = [
         (HAS_ROLE, "Has role"),
         (HAS_PERMISSION, "Has permission"),
         (INHERITS_ROLE, "Inherits role"),
         (BELONGS_TO_TOR, "Belongs to ToR"),
         (FILLS_POSITION, "Fills position"),
         (REPORTS_TO, "Reports to"),
+        (FEEDS_INTO, "Feeds into"),
+        (ESCALATES_TO, "Escalates to"),
     ];
 }
 
@@ -52,8 +58,9 @@ pub mod perm {
     pub const ENTITIES_MANAGE: &str = "entities.manage";
     pub const AUDIT_VIEW: &str = "audit.view";
     pub const GRAPH_MANAGE: &str = "graph.manage";
+    pub const DATA_MANAGE: &str = "data.manage";
 
-    pub const ALL: [(&str, &str); 9] = [
+    pub const ALL: [(&str, &str); 10] = [
         (USERS_VIEW, "View users"),
         (USERS_MANAGE, "Create and edit users"),
         (ROLES_MANAGE, "Edit roles and their permissions"),
@@ -68,6 +75,10 @@ pub mod perm {
         (
             GRAPH_MANAGE,
             "See the graph projection's state and run resyncs",
+        ),
+        (
+            DATA_MANAGE,
+            "Import and export all data (an import can grant any role)",
         ),
     ];
 }

@@ -20,6 +20,8 @@ use serde_json::Value;
 
 use super::{Backend, GraphBackend, GraphError, GraphResult, Param, Projection};
 use crate::domain::abac::{Grant, GrantSource};
+use crate::domain::cadence::{Cadence, key as cadence_key};
+use crate::domain::dependencies::{self, Dependency, DependencyKind};
 use crate::domain::governance::{GovernanceMap, GovernanceTor};
 use crate::domain::tors::{TorFunction, TorSummary};
 use crate::domain::{Capability, UserRef};
@@ -62,7 +64,19 @@ WITH t, min(up.id) AS parent_id \
 OPTIONAL MATCH (f:Entity {env: $env})-[:R_belongs_to_tor {env: $env}]->(t) \
 OPTIONAL MATCH (m:Entity {env: $env})-[:R_fills_position {env: $env}]->(f) \
 RETURN t.id, t.name, t.label, t.p_description, t.is_active, parent_id, \
-       count(DISTINCT f.id), count(DISTINCT m.id)";
+       count(DISTINCT f.id), count(DISTINCT m.id), \
+       t.p_meeting_cadence, t.p_cadence_day, t.p_cadence_week, t.p_cadence_time, \
+       t.p_cadence_duration_minutes, t.p_default_location";
+
+/// `feeds_into` dependencies between ToRs (as `dependencies::all`).
+const MAP_FEEDS_INTO: &str = "\
+MATCH (s:E_tor {env: $env})-[d:R_feeds_into {env: $env}]->(t:E_tor {env: $env}) \
+RETURN d.id, s.id, t.id, d.p_output_types, d.p_description, d.p_is_blocking";
+
+/// `escalates_to` dependencies between ToRs (as `dependencies::all`).
+const MAP_ESCALATES_TO: &str = "\
+MATCH (s:E_tor {env: $env})-[d:R_escalates_to {env: $env}]->(t:E_tor {env: $env}) \
+RETURN d.id, s.id, t.id, d.p_output_types, d.p_description, d.p_is_blocking";
 
 /// Every function with the ToR (or other entity) it belongs to (as `tors::functions_in`).
 const MAP_FUNCTIONS: &str = "\
@@ -371,10 +385,20 @@ pub async fn governance_map(
             parent,
             function_count,
             member_count,
+            cadence @ ..,
         ] = row.as_slice()
         else {
             return Err(bad_row("ToRs", row));
         };
+        let [meeting_cadence, day, week, time, duration, location] = cadence else {
+            return Err(bad_row("ToRs", row));
+        };
+        let cadence_values = [meeting_cadence, day, week, time, duration, location];
+        let cadence = Cadence::from_properties(|key| {
+            let i = cadence_key::ALL.iter().position(|k| *k == key)?;
+            Some(cadence_values[i].clone()).filter(|v| !v.is_null())
+        })
+        .map(|c| c.info());
         let (Some(id), Some(name), Some(label), Some(is_active)) =
             (int(id), text(name), text(label), active.as_bool())
         else {
@@ -395,10 +419,37 @@ pub async fn governance_map(
                 function_count,
                 member_count,
             },
+            cadence,
             functions: functions.get(&id).cloned().unwrap_or_default(),
         });
     }
-    Ok(GovernanceMap { tors })
+
+    let mut dependencies = Vec::new();
+    for (kind, query) in [
+        (DependencyKind::FeedsInto, MAP_FEEDS_INTO),
+        (DependencyKind::EscalatesTo, MAP_ESCALATES_TO),
+    ] {
+        for row in read(backend, query, vec![env(env_name)]).await? {
+            let [id, source, target, output_types, description, blocking] = row.as_slice() else {
+                return Err(bad_row("dependencies", &row));
+            };
+            let (Some(id), Some(source_id), Some(target_id)) = (int(id), int(source), int(target))
+            else {
+                return Err(bad_row("dependencies", &row));
+            };
+            let present = |v: &Value| (!v.is_null()).then(|| v.clone());
+            dependencies.push(Dependency {
+                id,
+                relation_type: kind,
+                source_id,
+                target_id,
+                output_types: dependencies::text_property(present(output_types).as_ref()),
+                description: dependencies::text_property(present(description).as_ref()),
+                is_blocking: dependencies::blocking_property(present(blocking).as_ref()),
+            });
+        }
+    }
+    Ok(GovernanceMap { tors, dependencies })
 }
 
 /// The answer from the graph when `projection` is current, else (or when the graph read

@@ -6,9 +6,11 @@ pub mod audit;
 pub mod entities;
 pub mod governance;
 pub mod graph;
+pub mod outlook;
 pub mod pagination;
 pub mod relations;
 pub mod tokens;
+pub mod tor_dependencies;
 pub mod tors;
 pub mod users;
 
@@ -33,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .merge(relations::router())
         .merge(users::router())
         .merge(tors::router())
+        .merge(tor_dependencies::router())
+        .merge(outlook::router())
         .merge(governance::router())
         .merge(graph::router())
         .merge(tokens::router())

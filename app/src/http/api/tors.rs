@@ -60,7 +60,7 @@ fn parse_capabilities(names: &[String]) -> AppResult<BTreeSet<Capability>> {
 }
 
 /// How the caller is allowed to act on a ToR.
-enum Authority {
+pub(super) enum Authority {
     /// `tors.manage`: anything.
     Manager,
     /// Through ToR-scoped capabilities only: these, and no more.
@@ -86,7 +86,7 @@ impl Authority {
 }
 
 /// `tors.manage`, or `capability` on ToR `tor_id`; an unknown ToR is a 404.
-async fn authorize(
+pub(super) async fn authorize(
     conn: &mut PgConnection,
     user: &CurrentUser,
     capability: Capability,
@@ -109,7 +109,7 @@ async fn authorize(
 }
 
 /// `tors.view`, or `tor.view` on this ToR.
-async fn authorize_view(
+pub(super) async fn authorize_view(
     conn: &mut PgConnection,
     graph: Option<&Projection>,
     user: &CurrentUser,

@@ -1,5 +1,7 @@
-//! The governance map page: the ToR hierarchy as nested lists, each ToR with its functions,
-//! their capabilities and holders. Plain HTML, readable without JavaScript.
+//! The governance map page: an interactive SVG graph of the ToRs and their dependencies,
+//! drawn in the browser by `/static/governance-map.js` from `GET /api/v1/governance`, over
+//! the same data as plain HTML (the hierarchy as nested lists, each ToR with its cadence,
+//! dependencies, functions, their capabilities and holders), which works without JavaScript.
 
 use askama::Template;
 use axum::Router;
@@ -11,6 +13,7 @@ use tower_sessions::Session;
 use super::errors::PageResult;
 use super::layout::{Layout, render};
 use super::tors::hierarchy;
+use crate::domain::dependencies::Dependency;
 use crate::domain::governance::{self, GovernanceTor};
 use crate::domain::perm;
 use crate::http::AppState;
@@ -58,11 +61,45 @@ fn events<'a>(ordered: &[(usize, &'a GovernanceTor)]) -> Vec<MapEvent<'a>> {
     out
 }
 
+/// A dependency as the list shows it under one ToR.
+struct DependencyLine {
+    phrase: &'static str,
+    other_id: i64,
+    other_label: String,
+    is_blocking: bool,
+}
+
 #[derive(Template)]
 #[template(path = "governance.html")]
 struct MapPage<'a> {
     layout: Layout,
     events: Vec<MapEvent<'a>>,
+    dependencies: &'a [Dependency],
+    labels: std::collections::HashMap<i64, String>,
+}
+
+impl MapPage<'_> {
+    fn dependencies_of(&self, tor_id: &i64) -> Vec<DependencyLine> {
+        let tor_id = *tor_id;
+        self.dependencies
+            .iter()
+            .filter(|d| d.source_id == tor_id || d.target_id == tor_id)
+            .map(|d| {
+                let outgoing = d.source_id == tor_id;
+                let other_id = if outgoing { d.target_id } else { d.source_id };
+                DependencyLine {
+                    phrase: if outgoing {
+                        d.relation_type.outgoing_phrase()
+                    } else {
+                        d.relation_type.incoming_phrase()
+                    },
+                    other_id,
+                    other_label: self.labels.get(&other_id).cloned().unwrap_or_default(),
+                    is_blocking: d.is_blocking,
+                }
+            })
+            .collect()
+    }
 }
 
 async fn map_page(
@@ -81,9 +118,16 @@ async fn map_page(
         "/governance",
     )
     .await?;
+    let labels = map
+        .tors
+        .iter()
+        .map(|t| (t.tor.id, t.tor.label.clone()))
+        .collect();
     let page = MapPage {
         layout,
         events: events(&ordered),
+        dependencies: &map.dependencies,
+        labels,
     };
     Ok(render(&page)?.into_response())
 }
@@ -105,6 +149,7 @@ mod tests {
                 function_count: 0,
                 member_count: 0,
             },
+            cadence: None,
             functions: Vec::new(),
         }
     }

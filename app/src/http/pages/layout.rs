@@ -37,6 +37,8 @@ pub struct Layout {
     pub env_name: String,
     pub app_env: &'static str,
     pub flash: Option<Flash>,
+    /// The environment's time zone (AHLT_TIMEZONE), for times shown on pages.
+    pub timezone: String,
 }
 
 impl Layout {
@@ -74,6 +76,12 @@ impl Layout {
             env_name: state.config.env_name.clone(),
             app_env: state.config.app_env.as_str(),
             flash: session.remove::<Flash>(FLASH_KEY).await?,
+            timezone: state
+                .config
+                .timezone
+                .iana_name()
+                .unwrap_or("UTC")
+                .to_owned(),
         })
     }
 }
@@ -91,7 +99,7 @@ async fn nav_links(
     )
     .fetch_all(exec)
     .await?;
-    Ok(rows
+    let mut links: Vec<NavLink> = rows
         .into_iter()
         .filter(|(_, _, permission)| permission.as_deref().is_none_or(|p| user.can(p)))
         .map(|(label, link, _)| {
@@ -106,7 +114,17 @@ async fn nav_links(
                 active,
             }
         })
-        .collect())
+        .collect();
+    // Only the most specific link is active (the outlook at /tors/outlook, not ToRs).
+    let longest = links
+        .iter()
+        .filter(|l| l.active)
+        .map(|l| l.path.len())
+        .max();
+    for link in &mut links {
+        link.active = link.active && Some(link.path.len()) == longest;
+    }
+    Ok(links)
 }
 
 /// Queues a message for the next page this session renders.

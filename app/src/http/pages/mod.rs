@@ -5,13 +5,16 @@ pub mod audit;
 pub mod auth;
 pub mod confirm;
 pub mod dashboard;
+pub mod data;
 pub mod entities;
 pub mod errors;
 pub mod form;
 pub mod governance;
 pub mod layout;
 pub mod resubmit;
+pub mod outlook;
 pub mod roles;
+pub mod tor_dependencies;
 pub mod tors;
 pub mod users;
 
@@ -24,6 +27,8 @@ use super::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
+        .route("/static/governance-map.js", get(governance_map_script))
+        .route("/static/data-import.js", get(data_import_script))
         .merge(auth::router())
         .merge(dashboard::router())
         .merge(users::router())
@@ -31,9 +36,12 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(account::router())
         .merge(tors::router())
+        .merge(tor_dependencies::router())
+        .merge(outlook::router())
         .merge(governance::router())
         .merge(entities::router())
         .merge(resubmit::router())
+        .merge(data::router())
         .merge(errors::router())
 }
 
@@ -45,4 +53,22 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
         ],
         include_str!("../../../static/app.css"),
     )
+}
+
+fn script(source: &'static str) -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        source,
+    )
+}
+
+async fn governance_map_script() -> impl axum::response::IntoResponse {
+    script(include_str!("../../../static/governance-map.js"))
+}
+
+async fn data_import_script() -> impl axum::response::IntoResponse {
+    script(include_str!("../../../static/data-import.js"))
 }

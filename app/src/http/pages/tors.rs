@@ -19,6 +19,10 @@ use super::confirm;
 use super::errors::{HtmlError, PagePath, PageResult};
 use super::form::FormFields;
 use super::layout::{Layout, flash, render};
+use super::tor_dependencies::DependencyValues;
+use crate::domain::cadence::{CadenceFields, CadenceInfo};
+use crate::domain::dependencies::{self, DependencyKind, DependencyView};
+use crate::domain::outlook;
 use crate::domain::tors::{
     self, FunctionUpdate, NewFunction, NewTor, TorFunction, TorSummary, TorUpdate,
 };
@@ -109,7 +113,7 @@ async fn see_other(session: &Session, message: String, to: &str) -> PageResult {
 }
 
 /// Allowed by `permission` everywhere, or by `capability` on this ToR. An unknown ToR is a 404.
-async fn require_on_tor(
+pub(super) async fn require_on_tor(
     state: &AppState,
     user: &CurrentUser,
     tor_id: i64,
@@ -342,7 +346,7 @@ struct FunctionView {
 }
 
 /// What the user typed into the ToR edit form, shown again after a mistake.
-struct TorValues {
+pub(super) struct TorValues {
     title: String,
     description: String,
     parent_id: Option<i64>,
@@ -350,7 +354,7 @@ struct TorValues {
 }
 
 #[derive(Default)]
-struct FunctionValues {
+pub(super) struct FunctionValues {
     slug: String,
     label: String,
     description: String,
@@ -359,10 +363,54 @@ struct FunctionValues {
 
 /// Why a form on the detail page failed, and what to show in it again.
 #[derive(Default)]
-struct Problem {
-    message: String,
-    tor: Option<TorValues>,
-    function: Option<FunctionValues>,
+pub(super) struct Problem {
+    pub message: String,
+    pub(super) tor: Option<TorValues>,
+    pub(super) function: Option<FunctionValues>,
+    pub dependency: Option<DependencyValues>,
+    pub cadence: Option<CadenceFields>,
+}
+
+/// An option of a select whose values are fixed.
+struct SelectOption {
+    value: &'static str,
+    text: &'static str,
+    selected: bool,
+}
+
+fn select_options(choices: &[(&'static str, &'static str)], current: &str) -> Vec<SelectOption> {
+    choices
+        .iter()
+        .map(|&(value, text)| SelectOption {
+            value,
+            text,
+            selected: value == current.trim().to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+const CADENCE_CHOICES: [(&str, &str); 6] = [
+    ("", "no regular cadence"),
+    ("weekly", "weekly"),
+    ("biweekly", "every other week"),
+    ("monthly", "monthly"),
+    ("working_days", "every working day"),
+    ("daily", "every day"),
+];
+
+const WEEK_CHOICES: [(&str, &str); 5] = [
+    ("", "first"),
+    ("2", "second"),
+    ("3", "third"),
+    ("4", "fourth"),
+    ("last", "last"),
+];
+
+/// One choice in the "depends on" form.
+struct KindOption {
+    name: &'static str,
+    phrase: &'static str,
+    selected: bool,
 }
 
 #[derive(Template)]
@@ -382,6 +430,14 @@ struct DetailPage {
     parents: Vec<ParentOption>,
     new_function: FunctionValues,
     new_function_caps: Vec<CapOption>,
+    dependencies: Vec<DependencyView>,
+    new_dependency: DependencyValues,
+    dependency_kinds: Vec<KindOption>,
+    dependency_targets: Vec<ParentOption>,
+    cadence: Option<CadenceInfo>,
+    cadence_form: CadenceFields,
+    cadence_options: Vec<SelectOption>,
+    week_options: Vec<SelectOption>,
 }
 
 async fn render_detail(
@@ -444,6 +500,32 @@ async fn render_detail(
         .collect();
     let new_function = problem.function.unwrap_or_default();
     let new_function_caps = cap_options(&new_function.capabilities);
+    let dependencies = {
+        let mut conn = state.db.acquire().await?;
+        dependencies::of_tor(&mut conn, id).await?
+    };
+    let new_dependency = problem.dependency.unwrap_or_default();
+    let dependency_kinds = DependencyKind::ALL
+        .iter()
+        .map(|k| KindOption {
+            name: k.relation_type(),
+            phrase: k.outgoing_phrase(),
+            selected: new_dependency.kind == k.relation_type(),
+        })
+        .collect();
+    let dependency_targets = parent_options(&all, &HashSet::from([id]), new_dependency.target_id);
+    let cadence = outlook::cadence_of(&state.db, id).await?.map(|c| c.info());
+    let cadence_form = problem.cadence.unwrap_or_else(|| match &cadence {
+        Some(c) => CadenceFields {
+            meeting_cadence: c.meeting_cadence.to_string(),
+            cadence_day: c.cadence_day.clone(),
+            cadence_week: c.cadence_week.clone(),
+            cadence_time: c.cadence_time.clone(),
+            cadence_duration_minutes: Some(c.cadence_duration_minutes),
+            default_location: c.default_location.clone(),
+        },
+        None => CadenceFields::default(),
+    });
     let title = format!("ToR {}", tor.label);
     let layout = Layout::new(state, session, Some(user), &title, &format!("/tors/{id}")).await?;
     page(
@@ -462,6 +544,21 @@ async fn render_detail(
             parents,
             new_function,
             new_function_caps,
+            dependencies,
+            new_dependency,
+            dependency_kinds,
+            dependency_targets,
+            cadence_options: select_options(&CADENCE_CHOICES, &cadence_form.meeting_cadence),
+            week_options: select_options(
+                &WEEK_CHOICES,
+                if cadence_form.cadence_week == "1" {
+                    ""
+                } else {
+                    &cadence_form.cadence_week
+                },
+            ),
+            cadence,
+            cadence_form,
             tor,
         },
     )
@@ -487,7 +584,7 @@ async fn show(
 
 /// Success redirects back to the ToR with a flash; a user mistake re-renders the detail page
 /// with the message (and the submitted values) and the error's 4xx status.
-async fn finish(
+pub(super) async fn finish(
     state: &AppState,
     session: &Session,
     user: &CurrentUser,
@@ -540,7 +637,7 @@ async fn update(
     finish(&state, &session, &user, id, result, |message| Problem {
         message,
         tor: Some(values),
-        function: None,
+        ..Default::default()
     })
     .await
 }
@@ -620,8 +717,8 @@ async fn add_function(
     .await;
     finish(&state, &session, &user, id, result, |message| Problem {
         message,
-        tor: None,
         function: Some(values),
+        ..Default::default()
     })
     .await
 }
