@@ -4,6 +4,9 @@
   crd_validate.py same-crd CRD_FILE RENDERED_CHART
       The CustomResourceDefinition in the rendered chart equals CRD_FILE, except for the
       annotations and labels the chart adds (helm.sh/resource-policy, part-of).
+  crd_validate.py gateway-objects MANIFEST...
+      Prints every Gateway API object (gateway.networking.k8s.io) of the manifests as a JSON
+      line {"file", "object"}, for .ci/gateway_validate.mjs.
   crd_validate.py custom-resources CRD_FILE MANIFEST...
       Every AhltEnvironment in the manifests is valid against the CRD's openAPIV3Schema,
       strictly: an unknown field is an error (the API server would silently prune it).
@@ -120,7 +123,19 @@ def same_crd(crd_path, rendered_path):
     return 0
 
 
+def gateway_objects(paths):
+    import json
+
+    for path in paths:
+        for doc in load_all(path):
+            if str(doc.get("apiVersion", "")).startswith("gateway.networking.k8s.io/"):
+                print(json.dumps({"file": path, "object": doc}))
+    return 0
+
+
 def main(argv):
+    if len(argv) >= 3 and argv[1] == "gateway-objects":
+        return gateway_objects(argv[2:])
     if len(argv) >= 4 and argv[1] == "same-crd":
         return same_crd(argv[2], argv[3])
     if len(argv) >= 4 and argv[1] == "custom-resources":

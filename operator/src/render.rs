@@ -94,9 +94,30 @@ pub fn render_manifest(yaml: &str) -> Result<String, RenderError> {
 
 /// The manifest as an AhltEnvironment with the CRD's CEL rules checked and the fields a
 /// cluster would add (uid, namespace) filled in.
+///
+/// A file may hold other documents too (an example's Gateway): the one AhltEnvironment in it
+/// is rendered.
 fn parse(yaml: &str) -> Result<AhltEnvironment, RenderError> {
-    let value: serde_json::Value =
-        serde_yaml::from_str(yaml).map_err(|e| RenderError::Parse(e.to_string()))?;
+    use serde::Deserialize;
+    let documents = serde_yaml::Deserializer::from_str(yaml)
+        .map(serde_json::Value::deserialize)
+        .filter(|d| !matches!(d, Ok(serde_json::Value::Null)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RenderError::Parse(e.to_string()))?;
+    let is_env =
+        |d: &&serde_json::Value| d.get("kind").and_then(|k| k.as_str()) == Some("AhltEnvironment");
+    let value = match documents.iter().filter(is_env).count() {
+        0 => documents.into_iter().next().unwrap_or_default(),
+        1 => documents
+            .into_iter()
+            .find(|d| is_env(&d))
+            .unwrap_or_default(),
+        n => {
+            return Err(RenderError::Parse(format!(
+                "the file holds {n} AhltEnvironments; render one at a time"
+            )));
+        }
+    };
     let field = |name: &str| {
         value
             .get(name)
@@ -152,6 +173,37 @@ mod tests {
     use super::*;
 
     const DEV: &str = include_str!("../../examples/dev.yaml");
+    const ISTIO: &str = include_str!("../../examples/gateway/istio.yaml");
+
+    #[test]
+    fn a_route_renders_an_httproute_instead_of_an_ingress() {
+        let docs = documents(&render_manifest(ISTIO).unwrap());
+        let kinds: Vec<String> = docs.iter().map(|d| kind_and_name(d).0).collect();
+        assert!(kinds.contains(&"HTTPRoute".to_owned()), "{kinds:?}");
+        assert!(!kinds.contains(&"Ingress".to_owned()));
+        assert!(
+            !kinds.contains(&"Gateway".to_owned()),
+            "the Gateway is a prerequisite"
+        );
+        let route = docs.iter().find(|d| d["kind"] == "HTTPRoute").unwrap();
+        assert_eq!(route["apiVersion"], "gateway.networking.k8s.io/v1");
+        assert_eq!(route["spec"]["parentRefs"][0]["name"], "public");
+        assert_eq!(route["spec"]["parentRefs"][0]["namespace"], "istio-system");
+        assert_eq!(route["spec"]["parentRefs"][0]["sectionName"], "https");
+        assert_eq!(route["spec"]["hostnames"][0], "staging.example.org");
+        assert_eq!(
+            route["spec"]["rules"][0]["backendRefs"][0]["name"],
+            "staging"
+        );
+    }
+
+    #[test]
+    fn two_environments_in_one_file_are_refused() {
+        let twice = format!("{DEV}\n---\n{DEV}");
+        assert!(
+            matches!(render_manifest(&twice), Err(RenderError::Parse(m)) if m.contains("2 AhltEnvironments"))
+        );
+    }
 
     fn documents(rendered: &str) -> Vec<serde_yaml::Value> {
         rendered

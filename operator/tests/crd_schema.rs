@@ -778,6 +778,51 @@ fn the_effective_database_identity_is_fixed_even_from_unset() {
     }
 }
 
+/// `spec.route` (Gateway API) and `spec.ingress` exclude each other; a route's fields are
+/// checked by the schema.
+#[test]
+fn ingress_and_route_are_exclusive_and_a_route_is_checked() {
+    let route = json!({"parentRefs": [{"name": "public", "namespace": "istio-system",
+                                       "sectionName": "https"}],
+                       "hostnames": ["dev.example.org"], "pathPrefix": "/", "tls": true});
+    let with_route = patched(&minimal_dev(), json!({"spec": {"route": route}}));
+    let validator = schema_validator();
+    assert!(schema_errors(&validator, &with_route).is_empty());
+    assert!(cel_errors(&with_route, None).unwrap().is_empty());
+
+    let both = patched(&with_route, json!({"spec": {"ingress": {"host": "dev.local"}}}));
+    let errors = cel_errors(&both, None).unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|(_, m)| m == "set spec.ingress or spec.route, not both"),
+        "{errors:?}"
+    );
+
+    for (what, bad) in [
+        ("no parent", json!({"parentRefs": [], "hostnames": ["a.example"]})),
+        ("no host name", json!({"parentRefs": [{"name": "gw"}], "hostnames": []})),
+        (
+            "an upper-case host",
+            json!({"parentRefs": [{"name": "gw"}], "hostnames": ["Dev.Example"]}),
+        ),
+        (
+            "a relative path",
+            json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example"], "pathPrefix": "app"}),
+        ),
+        (
+            "a parent without a name",
+            json!({"parentRefs": [{"namespace": "gw"}], "hostnames": ["a.example"]}),
+        ),
+    ] {
+        let manifest = patched(&minimal_dev(), json!({"spec": {"route": bad}}));
+        assert!(
+            !schema_errors(&validator, &manifest).is_empty(),
+            "{what}: the schema accepted it"
+        );
+    }
+}
+
 #[test]
 fn fragment_validation_covers_the_same_rules() {
     let tls_both = json!({"secretName": "a", "issuerRef": {"name": "le", "kind": "Issuer"}});

@@ -53,6 +53,7 @@ impl Layout {
             env_name: String::new(),
             app_env: "",
             flash: None,
+            timezone: String::new(),
         }
     }
 
