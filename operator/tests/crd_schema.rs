@@ -790,7 +790,10 @@ fn ingress_and_route_are_exclusive_and_a_route_is_checked() {
     assert!(schema_errors(&validator, &with_route).is_empty());
     assert!(cel_errors(&with_route, None).unwrap().is_empty());
 
-    let both = patched(&with_route, json!({"spec": {"ingress": {"host": "dev.local"}}}));
+    let both = patched(
+        &with_route,
+        json!({"spec": {"ingress": {"host": "dev.local"}}}),
+    );
     let errors = cel_errors(&both, None).unwrap();
     assert!(
         errors
@@ -800,8 +803,14 @@ fn ingress_and_route_are_exclusive_and_a_route_is_checked() {
     );
 
     for (what, bad) in [
-        ("no parent", json!({"parentRefs": [], "hostnames": ["a.example"]})),
-        ("no host name", json!({"parentRefs": [{"name": "gw"}], "hostnames": []})),
+        (
+            "no parent",
+            json!({"parentRefs": [], "hostnames": ["a.example"]}),
+        ),
+        (
+            "no host name",
+            json!({"parentRefs": [{"name": "gw"}], "hostnames": []}),
+        ),
         (
             "an upper-case host",
             json!({"parentRefs": [{"name": "gw"}], "hostnames": ["Dev.Example"]}),
@@ -1089,13 +1098,14 @@ fn rules(validations: &Value) -> Vec<String> {
 #[test]
 fn cel_rules_are_in_the_schema() {
     let root = rules(&schema()["x-kubernetes-validations"]);
-    assert_eq!(root.len(), 3);
+    assert_eq!(root.len(), 4);
     assert_eq!(
         root[0],
         format!("self.metadata.name.size() <= {MAX_NAME_LEN}")
     );
-    assert!(root[1].contains("oldSelf.spec.database.name"), "{root:?}");
-    assert!(root[2].contains("oldSelf.spec.database.role"), "{root:?}");
+    assert_eq!(root[1], "!has(self.spec.ingress) || !has(self.spec.route)");
+    assert!(root[2].contains("oldSelf.spec.database.name"), "{root:?}");
+    assert!(root[3].contains("oldSelf.spec.database.role"), "{root:?}");
 
     let database = rules(&node("spec.database")["x-kubernetes-validations"]);
     assert_eq!(database.len(), 2);
