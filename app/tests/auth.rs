@@ -431,3 +431,43 @@ async fn logins_are_audited_without_the_password() {
     }
     assert!(rows[0].1.contains("bad_password"));
 }
+
+/// A token in steady use is recorded once a minute, not on every request: an authenticated
+/// read writes nothing else.
+#[tokio::test]
+async fn token_reads_record_the_last_use_at_most_once_a_minute() {
+    let app = TestApp::new().await;
+    let user = create_user(&app, "reader", &["viewer"]).await;
+    let (token, secret) = ahlt::auth::tokens::create(app.pool(), user, "ci")
+        .await
+        .unwrap();
+    let last_used = || async {
+        sqlx::query_scalar::<_, Option<time::OffsetDateTime>>(
+            "SELECT last_used_at FROM api_tokens WHERE id = $1",
+        )
+        .bind(token.id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(last_used().await, None);
+    let mut client = app.client().with_bearer(&secret);
+    assert_eq!(client.get("/api/v1/entities").await.status, StatusCode::OK);
+    let first = last_used().await.expect("the first use is recorded");
+    assert_eq!(client.get("/api/v1/entities").await.status, StatusCode::OK);
+    assert_eq!(
+        last_used().await,
+        Some(first),
+        "the second use wrote nothing"
+    );
+
+    // Once the recorded use is older than a minute, the next use moves it.
+    sqlx::query("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes' WHERE id = $1")
+        .bind(token.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let aged = last_used().await.unwrap();
+    assert_eq!(client.get("/api/v1/entities").await.status, StatusCode::OK);
+    assert!(last_used().await.unwrap() > aged);
+}
