@@ -538,3 +538,32 @@ async fn delete_with_unreachable_postgres_keeps_the_finalizer_and_reports() {
         json!([names::FINALIZER])
     );
 }
+
+/// A pass that works from a copy older than the finalizer list (the watch cache lags behind)
+/// neither fails nor drops or duplicates a finalizer.
+#[tokio::test]
+async fn a_stale_copy_neither_fails_the_finalizer_step_nor_drops_others() {
+    let cluster = Cluster::start().await;
+    cluster.api.create(env("1"));
+    let stale = cluster.env();
+    // Another controller adds its finalizer after the copy was taken.
+    cluster.api.update("other-controller", ENVS, NS, NAME, |e| {
+        e["metadata"]["finalizers"] = json!(["example.com/other"]);
+    });
+    let stale: AhltEnvironment = serde_json::from_value(stale).unwrap();
+    controller::reconcile(std::sync::Arc::new(stale.clone()), cluster.ctx.clone())
+        .await
+        .expect("the pass succeeds");
+    assert_eq!(
+        cluster.env()["metadata"]["finalizers"],
+        json!(["example.com/other", names::FINALIZER])
+    );
+    // The same stale copy once more: the finalizer is there already, nothing fails.
+    controller::reconcile(std::sync::Arc::new(stale), cluster.ctx.clone())
+        .await
+        .expect("the pass succeeds");
+    assert_eq!(
+        cluster.env()["metadata"]["finalizers"],
+        json!(["example.com/other", names::FINALIZER])
+    );
+}

@@ -165,12 +165,34 @@ pub async fn write_status(
 /// Adds or removes [`names::FINALIZER`] with a JSON patch that first tests the list it read:
 /// a concurrent change of the list fails the patch instead of being overwritten, and no
 /// resourceVersion precondition is needed (one that a status write earlier in the same pass
-/// would already have made stale).
+/// would already have made stale). When the test fails because the pass saw an older copy
+/// (the watch cache lags behind the operator's own last write), the object is read again and
+/// the change made on the fresh list, or found already made.
 pub async fn set_finalizer(
     api: &Api<AhltEnvironment>,
     env: &AhltEnvironment,
     present: bool,
 ) -> Result<(), FinalizerError> {
+    let error = |source| FinalizerError {
+        action: if present { "adding" } else { "removing" },
+        name: env.name_any(),
+        source: Box::new(source),
+    };
+    match patch_finalizer(api, env, present).await {
+        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => {
+            let fresh = api.get(&env.name_any()).await.map_err(error)?;
+            patch_finalizer(api, &fresh, present).await.map_err(error)
+        }
+        other => other.map_err(error),
+    }
+}
+
+/// One JSON patch of the finalizer list as `env` has it; nothing when already as wanted.
+async fn patch_finalizer(
+    api: &Api<AhltEnvironment>,
+    env: &AhltEnvironment,
+    present: bool,
+) -> Result<(), kube::Error> {
     let current = env.finalizers();
     let has = current.iter().any(|f| f == names::FINALIZER);
     if has == present {
@@ -199,11 +221,6 @@ pub async fn set_finalizer(
         &PatchParams::default(),
         &Patch::<()>::Json(patch),
     )
-    .await
-    .map_err(|source| FinalizerError {
-        action: if present { "adding" } else { "removing" },
-        name: env.name_any(),
-        source: Box::new(source),
-    })?;
+    .await?;
     Ok(())
 }
