@@ -82,6 +82,25 @@ pub async fn relate(
 /// The id of the relation, inserted unless it exists. Each step is its own statement, so
 /// the lookup sees a row a concurrent transaction committed while the insert waited for it
 /// (one statement's snapshot would not, and found no row at all).
+/// Inserts the relation unless an identical one exists; its id when this call inserted it.
+/// One statement, so concurrent identical inserts cannot both succeed.
+async fn try_insert(
+    conn: &mut PgConnection,
+    type_id: i64,
+    source_id: i64,
+    target_id: i64,
+) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO relations (relation_type_id, source_id, target_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (relation_type_id, source_id, target_id) DO NOTHING RETURNING id",
+    )
+    .bind(type_id)
+    .bind(source_id)
+    .bind(target_id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
 async fn insert_or_find(
     conn: &mut PgConnection,
     type_id: i64,
@@ -89,15 +108,7 @@ async fn insert_or_find(
     target_id: i64,
 ) -> StoreResult<i64> {
     for _ in 0..3 {
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO relations (relation_type_id, source_id, target_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (relation_type_id, source_id, target_id) DO NOTHING RETURNING id",
-        )
-        .bind(type_id)
-        .bind(source_id)
-        .bind(target_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let inserted = try_insert(&mut *conn, type_id, source_id, target_id).await?;
         if let Some(id) = inserted {
             return Ok(id);
         }
@@ -128,15 +139,7 @@ pub async fn relate_if_absent(
     target_id: i64,
 ) -> StoreResult<bool> {
     let type_id = relation_type_id(&mut *conn, relation_type).await?;
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO relations (relation_type_id, source_id, target_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (relation_type_id, source_id, target_id) DO NOTHING RETURNING id",
-    )
-    .bind(type_id)
-    .bind(source_id)
-    .bind(target_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let inserted = try_insert(&mut *conn, type_id, source_id, target_id).await?;
     Ok(inserted.is_some())
 }
 
@@ -154,15 +157,7 @@ pub async fn create_relation(
         check_ident("property key", key)?;
     }
     let type_id = relation_type_id(&mut *conn, relation_type).await?;
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO relations (relation_type_id, source_id, target_id) VALUES ($1, $2, $3) \
-         ON CONFLICT (relation_type_id, source_id, target_id) DO NOTHING RETURNING id",
-    )
-    .bind(type_id)
-    .bind(source_id)
-    .bind(target_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let inserted = try_insert(&mut *conn, type_id, source_id, target_id).await?;
     let Some(id) = inserted else {
         return Err(StoreError::Conflict(format!(
             "relation {relation_type} from {source_id} to {target_id} already exists"

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::drift;
-use super::error::{ApplyError, FinalizerError, StatusError};
+use super::error::{ApplyError, FinalizerError, StatusError, kind_of};
 use crate::crd::{AhltEnvironment, AhltEnvironmentStatus};
 use crate::names;
 
@@ -40,20 +40,6 @@ pub fn stamp<K: Resource + Serialize>(obj: &mut K) {
 pub fn is_current<K: Serialize>(desired: &K, observed: Option<&K>) -> bool {
     let json = |o: &K| serde_json::to_value(o).unwrap_or_default();
     observed.is_some_and(|o| drift::holds(&json(desired), &json(o)))
-}
-
-fn kind<K: Resource<DynamicType = ()>>() -> &'static str {
-    // Every child kind is a k8s-openapi type with a static kind.
-    match K::kind(&()).as_ref() {
-        "ConfigMap" => "ConfigMap",
-        "Secret" => "Secret",
-        "Service" => "Service",
-        "Deployment" => "Deployment",
-        "Ingress" => "Ingress",
-        "Job" => "Job",
-        "HTTPRoute" => "HTTPRoute",
-        _ => "object",
-    }
 }
 
 fn apply_params() -> PatchParams {
@@ -84,7 +70,7 @@ where
         .await
         .map_err(|source| ApplyError {
             verb: "apply",
-            kind: kind::<K>(),
+            kind: kind_of::<K>(),
             name,
             source: Box::new(source),
         })
@@ -119,7 +105,7 @@ where
         .await
         .map_err(|source| ApplyError {
             verb: "delete",
-            kind: kind::<K>(),
+            kind: kind_of::<K>(),
             name: child.name_any(),
             source: Box::new(source),
         })?;

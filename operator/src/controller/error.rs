@@ -92,6 +92,23 @@ pub enum GraphError {
     Apply(ApplyError),
 }
 
+/// The kind of a child as the `&'static str` errors carry (every kind the operator reads or
+/// writes has a static kind; anything else is named `object`).
+pub fn kind_of<K: kube::Resource<DynamicType = ()>>() -> &'static str {
+    const KINDS: [&str; 8] = [
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "Deployment",
+        "Ingress",
+        "Job",
+        "HTTPRoute",
+        "Gateway",
+    ];
+    let kind = K::kind(&());
+    KINDS.into_iter().find(|k| *k == kind).unwrap_or("object")
+}
+
 /// Steps, as metric labels.
 pub const STEPS: [&str; 7] = [
     "observe",

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::{Api, Client};
 
-use super::error::ObserveError;
+use super::error::{ObserveError, kind_of};
 use super::status::{MigrationObservation, WorkloadObservation};
 use crate::gateway::HTTPRoute;
 use crate::names;
@@ -94,25 +94,11 @@ where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     api.get_opt(name).await.map_err(|source| ObserveError {
-        kind: kind_name(&K::kind(&())),
+        kind: kind_of::<K>(),
         namespace: api.namespace().unwrap_or_default().to_owned(),
         name: name.to_owned(),
         source: Box::new(source),
     })
-}
-
-fn kind_name(kind: &str) -> &'static str {
-    [
-        "Secret",
-        "ConfigMap",
-        "Job",
-        "Deployment",
-        "Service",
-        "Ingress",
-    ]
-    .into_iter()
-    .find(|k| *k == kind)
-    .unwrap_or("object")
 }
 
 /// The `data` of a Secret as bytes (the API server returns `data`, never `stringData`).
