@@ -73,7 +73,14 @@ pub async fn resync<B: GraphBackend>(
         return Err(GraphError::ResyncInProgress(env.to_string()));
     }
     let result = resync_locked(pool, backend, env).await;
-    // Closing the connection releases the lock even if the unlock fails.
+    // Unlocked explicitly: a closed connection's lock is released only once its server
+    // process has exited, after `close` returns, so the next resync could find it held.
+    // Closing still releases the lock if the unlock fails.
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+        .bind(RESYNC_LOCK_CLASS)
+        .bind(env)
+        .execute(&mut lock)
+        .await;
     let _ = lock.close().await;
     result
 }
