@@ -209,6 +209,7 @@ async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let cleanup = tokio::spawn(delete_expired_sessions(pool.clone(), stop_rx.clone()));
     let mut state = AppState::new(pool.clone(), config);
+    let access_listener = state.access.spawn_listener(pool.clone(), stop_rx.clone());
     let mut graph_sync = None;
     if let Some(target) = graph {
         tracing::info!(graph = %graph::redact(&target.uri), env = %state.config.env_name, "graph projection enabled");
@@ -236,6 +237,9 @@ async fn run(
     let _ = stop_tx.send(true);
     if let Err(e) = cleanup.await {
         tracing::warn!(error = %e, "session cleanup task failed");
+    }
+    if let Err(e) = access_listener.await {
+        tracing::warn!(error = %e, "access cache listener failed");
     }
     if let Some(sync) = graph_sync
         && let Err(e) = sync.await

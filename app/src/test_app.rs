@@ -63,6 +63,18 @@ impl TestApp {
         self
     }
 
+    /// Starts the access cache's listener (as `ahlt serve` does) and waits until the cache
+    /// answers; without it every request reads credentials and permissions from the database.
+    /// The listener stops when the returned sender is dropped or sends `true`.
+    pub async fn with_access_cache(&self) -> tokio::sync::watch::Sender<bool> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        self.state
+            .access
+            .spawn_listener(self.pool().clone(), stop_rx);
+        self.state.access.wait_active().await;
+        stop_tx
+    }
+
     pub fn pool(&self) -> &sqlx::PgPool {
         self.db.pool()
     }

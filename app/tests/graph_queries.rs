@@ -650,3 +650,97 @@ async fn a_failing_graph_is_answered_from_postgres() {
     assert_eq!(map, governance::map_pg(pool).await.unwrap().sorted());
     assert!(!map.tors.is_empty());
 }
+
+/// Every ABAC answer, grant list and permission set the app's access cache gives equals the
+/// direct Postgres answer: on generated data, and again after changes made behind the app's
+/// back (another replica or the CLI) once their notifications arrived.
+#[tokio::test]
+async fn the_access_cache_agrees_with_postgres_on_generated_data() {
+    let (app, _) = TestApp::with_demo().await;
+    let pool = app.pool();
+    let data = generate(pool, 0xacce55).await;
+    let _listener = app.with_access_cache().await;
+    let access = app.state.access.clone();
+
+    let mut users = data.users.clone();
+    users.extend([ids_of(pool, kind::ROLE).await[0], data.tors[0], i64::MAX]);
+    let tors: Vec<i64> = data.tors.iter().chain(&data.not_tors).copied().collect();
+
+    let compare = |round: &'static str| {
+        let (users, tors, access) = (users.clone(), tors.clone(), access.clone());
+        async move {
+            let (mut allowed, mut denied, mut unknown) = (0, 0, 0);
+            for &user in &users {
+                // Twice: the first answer fills the cache, the second comes from it.
+                for _ in 0..2 {
+                    assert_eq!(
+                        access.grants(pool, None, user).await.unwrap(),
+                        abac::grants_pg(pool, user).await.unwrap(),
+                        "{round}: grants of user {user}"
+                    );
+                    let principal = access.principal(pool, user).await.unwrap();
+                    let expected_user = ahlt::domain::users::get(pool, user).await.unwrap();
+                    assert_eq!(principal.user, expected_user, "{round}: user {user}");
+                    if expected_user.is_some() {
+                        assert_eq!(
+                            principal.permissions,
+                            ahlt::domain::roles::effective_permissions(pool, user)
+                                .await
+                                .unwrap(),
+                            "{round}: permissions of user {user}"
+                        );
+                    }
+                }
+                for &tor in &tors {
+                    for capability in Capability::ALL {
+                        let mut conn = pool.acquire().await.unwrap();
+                        let expected = abac::may_in(&mut conn, user, capability, tor).await;
+                        let cached = access.may(pool, None, user, capability, tor).await;
+                        match (expected, cached) {
+                            (Ok(e), Ok(c)) => {
+                                assert_eq!(c, e, "{round}: may {user} {capability} on {tor}");
+                                if e {
+                                    allowed += 1;
+                                } else {
+                                    denied += 1;
+                                }
+                            }
+                            (Err(DomainError::NotFound(_)), Err(DomainError::NotFound(_))) => {
+                                unknown += 1
+                            }
+                            (e, c) => panic!(
+                                "{round}: may {user} {capability} on {tor}: Postgres {e:?}, cache {c:?}"
+                            ),
+                        }
+                    }
+                }
+            }
+            assert!(
+                allowed > 50 && denied > 50 && unknown > 0,
+                "{round}: {allowed} {denied} {unknown}"
+            );
+        }
+    };
+    compare("generated").await;
+    assert!(access.is_active());
+
+    // Changes straight to the database, as another replica or `ahlt admin` makes them.
+    let mut rng = StdRng::seed_from_u64(0xc4a9e);
+    let roles = ids_of(pool, kind::ROLE).await;
+    for _ in 0..6 {
+        let role = *roles.choose(&mut rng).unwrap();
+        set_active(pool, role, rng.gen_bool(0.5)).await;
+    }
+    let functions = ids_of(pool, kind::TOR_FUNCTION).await;
+    for &function in functions.choose_multiple(&mut rng, 4) {
+        let user = *data.users.choose(&mut rng).unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        store::relate_if_absent(&mut conn, rel::FILLS_POSITION, user, function)
+            .await
+            .unwrap();
+    }
+    set_active(pool, data.tors[1], false).await;
+    delete(pool, data.tors[2]).await;
+    access.sync(pool).await.unwrap();
+    compare("after changes elsewhere").await;
+}

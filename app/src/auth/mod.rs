@@ -1,5 +1,6 @@
 //! Authentication: password hashing, sessions, CSRF, login rate limiting and API tokens.
 
+pub mod access;
 pub mod csrf;
 pub mod login;
 pub mod password;

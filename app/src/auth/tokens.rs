@@ -23,7 +23,7 @@ pub struct ApiToken {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-fn digest(token: &str) -> Vec<u8> {
+pub(crate) fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -55,12 +55,19 @@ pub async fn create(
 /// token writes nothing more often, so GETs do not queue on the token's row and the WAL.
 pub const LAST_USED_PRECISION_SECONDS: i32 = 60;
 
+/// A live token and the user it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    pub token_id: i64,
+    pub user_id: i64,
+}
+
 /// The user a live token belongs to (inactive users are refused by the caller). Records the
 /// use in `last_used_at`, at most once per [`LAST_USED_PRECISION_SECONDS`].
 pub async fn authenticate(
     exec: impl PgExecutor<'_> + Copy,
     token: &str,
-) -> Result<Option<i64>, sqlx::Error> {
+) -> Result<Option<Authenticated>, sqlx::Error> {
     if !token.starts_with(PREFIX) || token.len() > 100 {
         return Ok(None);
     }
@@ -73,22 +80,28 @@ pub async fn authenticate(
     .bind(LAST_USED_PRECISION_SECONDS)
     .fetch_optional(exec)
     .await?;
-    let Some((id, user_id, stale)) = found else {
+    let Some((token_id, user_id, stale)) = found else {
         return Ok(None);
     };
     if stale {
-        // Concurrent first uses write once: the condition is checked again under the row lock.
-        sqlx::query(
-            "UPDATE api_tokens SET last_used_at = now() \
-              WHERE id = $1 AND (last_used_at IS NULL \
-                                 OR last_used_at < now() - make_interval(secs => $2))",
-        )
-        .bind(id)
-        .bind(LAST_USED_PRECISION_SECONDS)
-        .execute(exec)
-        .await?;
+        record_use(exec, token_id).await?;
     }
-    Ok(Some(user_id))
+    Ok(Some(Authenticated { token_id, user_id }))
+}
+
+/// Sets `last_used_at` to now unless it is already within [`LAST_USED_PRECISION_SECONDS`].
+/// Concurrent first uses write once: the condition is checked again under the row lock.
+pub async fn record_use(exec: impl PgExecutor<'_>, token_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_tokens SET last_used_at = now() \
+          WHERE id = $1 AND (last_used_at IS NULL \
+                             OR last_used_at < now() - make_interval(secs => $2))",
+    )
+    .bind(token_id)
+    .bind(LAST_USED_PRECISION_SECONDS)
+    .execute(exec)
+    .await?;
+    Ok(())
 }
 
 pub async fn list(exec: impl PgExecutor<'_>, user_id: i64) -> Result<Vec<ApiToken>, sqlx::Error> {

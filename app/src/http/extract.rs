@@ -11,9 +11,8 @@ use tower_sessions::Session;
 
 use super::AppState;
 use super::error::AppError;
-use crate::auth::{session, tokens};
+use crate::auth::session;
 use crate::domain::audit::Actor;
-use crate::domain::{roles, users};
 
 /// `Json` whose rejection is an [`AppError`] (400 with a JSON body).
 #[derive(Debug, Clone, Copy, Default, FromRequest)]
@@ -117,7 +116,7 @@ async fn authenticate(
         .0;
     let (user_id, method) = if let Some(token) = bearer(parts) {
         // A presented but invalid token is an error, never a fall-back to the cookie.
-        match tokens::authenticate(&state.db, token).await? {
+        match state.access.token_user(&state.db, token).await? {
             Some(id) => (id, AuthMethod::BearerToken),
             None => return Err(AppError::Unauthenticated),
         }
@@ -132,18 +131,15 @@ async fn authenticate(
             None => return Ok(None),
         }
     };
-    let Some(user) = users::get(&state.db, user_id).await? else {
+    let principal = state.access.principal(&state.db, user_id).await?;
+    let Some(user) = principal.user.as_ref().filter(|u| u.is_active) else {
         return Ok(None);
     };
-    if !user.is_active {
-        return Ok(None);
-    }
-    let permissions = roles::effective_permissions(&state.db, user.id).await?;
     Ok(Some(CurrentUser {
         id: user.id,
-        username: user.username,
-        display_name: user.display_name,
-        permissions,
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        permissions: principal.permissions.clone(),
         method,
         request_id,
     }))

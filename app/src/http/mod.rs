@@ -36,6 +36,8 @@ pub struct AppState {
     /// The graph projection, when GRAPH_URI is set; reads fall back to Postgres while it
     /// is not current.
     pub graph: Option<crate::graph::Projection>,
+    /// Credentials and permissions; bypassed until its listener runs.
+    pub access: Arc<crate::auth::access::AccessCache>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(metrics),
             graph: None,
+            access: crate::auth::access::AccessCache::new(),
         }
     }
 
@@ -98,7 +101,13 @@ pub fn router(state: AppState, session_key: &session::SessionKey) -> Router {
             state.clone(),
             pages::errors::with_navigation,
         ))
-        .layer(session_layer);
+        .layer(session_layer)
+        // Outside CSRF and sessions: a write that a layer refused changed nothing, but
+        // emptying the cache once more is harmless.
+        .layer(axum::middleware::from_fn_with_state(
+            state.access.clone(),
+            crate::auth::access::invalidate_after_writes,
+        ));
     let metrics = state.metrics.clone();
     // Ops endpoints sit outside the session layer: probes and scrapes never create sessions.
     // `Router::layer` wraps each route, so these layers run after routing and see `MatchedPath`.

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::domain::dependencies::Dependency;
 use crate::domain::governance::{self, GovernanceGraph, GovernanceMap, GovernanceTor};
-use crate::domain::{Capability, abac, perm};
+use crate::domain::{Capability, perm};
 use crate::http::AppState;
 use crate::http::error::AppResult;
 use crate::http::extract::{ApiJson, CurrentUser};
@@ -44,7 +44,10 @@ pub async fn with_capabilities(
     user: &CurrentUser,
     map: GovernanceMap,
 ) -> AppResult<MapAnswer> {
-    let grants = abac::grants(&state.db, state.graph.as_ref(), user.id).await?;
+    let grants = state
+        .access
+        .grants(&state.db, state.graph.as_ref(), user.id)
+        .await?;
     let tors = map
         .tors
         .into_iter()

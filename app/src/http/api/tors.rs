@@ -411,14 +411,24 @@ async fn check(
     let user_id = query.user_id.map_or(user.id, |u| u.0);
     require_self_or(&user, user_id, perm::USERS_VIEW)?;
     let capability = parse_capability(&query.capability)?;
-    users::require(&state.db, user_id).await?;
-    let allowed = abac::may(
-        &state.db,
-        state.graph.as_ref(),
-        user_id,
-        capability,
-        query.tor_id.0,
-    )
-    .await?;
+    if state
+        .access
+        .principal(&state.db, user_id)
+        .await?
+        .user
+        .is_none()
+    {
+        return Err(crate::domain::DomainError::NotFound(format!("user {user_id}")).into());
+    }
+    let allowed = state
+        .access
+        .may(
+            &state.db,
+            state.graph.as_ref(),
+            user_id,
+            capability,
+            query.tor_id.0,
+        )
+        .await?;
     Ok(ApiJson(CheckAnswer { allowed }))
 }

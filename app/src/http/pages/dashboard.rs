@@ -12,7 +12,7 @@ use tower_sessions::Session;
 use super::audit::AuditRow;
 use super::auth::respond;
 use super::layout::{Layout, render};
-use crate::domain::abac::{self, GrantSource};
+use crate::domain::abac::GrantSource;
 use crate::domain::{audit, perm, tors};
 use crate::http::AppState;
 use crate::http::error::AppResult;
@@ -72,7 +72,10 @@ async fn render_dashboard(
     .fetch_one(&state.db)
     .await?;
 
-    let grants = abac::grants(&state.db, state.graph.as_ref(), user.id).await?;
+    let grants = state
+        .access
+        .grants(&state.db, state.graph.as_ref(), user.id)
+        .await?;
     let everywhere: BTreeSet<&'static str> = grants
         .iter()
         .filter(|g| g.tor_id.is_none())

@@ -124,7 +124,11 @@ pub(super) async fn require_on_tor(
         tors::summary(&state.db, tor_id).await?;
         return Ok(());
     }
-    if abac::may(&state.db, state.graph.as_ref(), user.id, capability, tor_id).await? {
+    if state
+        .access
+        .may(&state.db, state.graph.as_ref(), user.id, capability, tor_id)
+        .await?
+    {
         Ok(())
     } else {
         Err(AppError::Forbidden(format!(
