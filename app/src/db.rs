@@ -18,6 +18,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // No ping before every acquire: it was a round trip per query. A connection the
+        // server dropped fails its query (the request answers 503, see `AppError::from`) and
+        // is discarded; idle connections are replaced before servers' idle limits bite.
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(5 * 60))
         .connect_with(options)
         .await
 }

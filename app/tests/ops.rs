@@ -250,3 +250,50 @@ async fn a_request_id_sent_by_the_client_is_propagated() {
     .await;
     assert_eq!(reply.headers["x-request-id"], "from-the-ingress-123");
 }
+
+/// The pool does not ping before each use (a round trip per query): a connection the server
+/// dropped fails one request with 503 (never 500), is discarded, and the next request runs on
+/// a fresh one.
+#[tokio::test]
+async fn a_dropped_database_connection_costs_one_503_then_recovers() {
+    let test_app = TestApp::new().await;
+    let pool = db::connect(test_app.db.url(), 1).await.unwrap();
+    let app = app_on(pool.clone());
+    let admin = ahlt::domain::users::find_by_username(test_app.pool(), "admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, token) = ahlt::auth::tokens::create(test_app.pool(), admin.id, "ops")
+        .await
+        .unwrap();
+    let me = || {
+        Request::get("/api/v1/users/me")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(send(&app, me()).await.status, StatusCode::OK);
+
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(test_app.pool())
+        .await
+        .unwrap();
+    assert!(terminated);
+
+    let after_drop = send(&app, me()).await;
+    assert!(
+        after_drop.status == StatusCode::OK || after_drop.status == StatusCode::SERVICE_UNAVAILABLE,
+        "{} {}",
+        after_drop.status,
+        after_drop.body
+    );
+    if after_drop.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_eq!(after_drop.json()["error"]["code"], "unavailable");
+    }
+    assert_eq!(send(&app, me()).await.status, StatusCode::OK);
+}

@@ -158,8 +158,28 @@ impl From<DomainError> for AppError {
                 message: err_busy_message(),
                 retry_after_secs: crate::auth::password::BUSY_RETRY_AFTER_SECS,
             },
+            DomainError::Database(e) if lost_database(&e) => {
+                tracing::warn!(error = %e, "database unreachable");
+                AppError::Unavailable("the database is unreachable; try again shortly".into())
+            }
             DomainError::Database(e) => AppError::internal(e),
         }
+    }
+}
+
+/// The database went away (restart, network, exhausted pool), not a fault of the request:
+/// 503 so that clients and load balancers retry. The pool discards the broken connection.
+fn lost_database(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P01-57P03: shutdown, crash, cannot connect now.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 
