@@ -252,3 +252,37 @@ async fn pools_run_in_utc_whatever_the_server_default() {
         .unwrap();
     assert_eq!(tz, "UTC");
 }
+
+/// `q=` search (`ILIKE '%q%'` on name and label) can be answered from the trigram indexes
+/// instead of a scan of every entity (pg_trgm ships with the PostgreSQL server packages).
+#[tokio::test]
+async fn entity_search_is_served_by_trigram_indexes() {
+    let db = TestDatabase::create().await;
+    db::migrate(db.pool()).await.unwrap();
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'entities' \
+          AND indexdef LIKE '%gin_trgm_ops%' ORDER BY 1",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(indexes, ["entities_label_trgm", "entities_name_trgm"]);
+
+    let mut conn = db.pool().acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plan: serde_json::Value = sqlx::query_scalar(
+        "EXPLAIN (FORMAT JSON) SELECT id FROM entities \
+          WHERE name ILIKE '%' || 'committee' || '%' OR label ILIKE '%' || 'committee' || '%'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    let plan = plan.to_string();
+    assert!(
+        plan.contains("entities_name_trgm") && plan.contains("entities_label_trgm"),
+        "{plan}"
+    );
+}
