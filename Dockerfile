@@ -8,7 +8,7 @@
 # Dependencies are compiled in their own layer (cargo-chef recipe: only Cargo.toml/Cargo.lock
 # changes rebuild it); sources come after. Runtime images are distroless (glibc, CA
 # certificates, no shell, no package manager) and run as the non-root user 10001, the same
-# uid the operator's pods (runAsUser) and the chart use. `tests/tests/consistency.rs` checks
+# uid the operator's pods (runAsUser) and the chart use. `tests/tests/it/consistency.rs` checks
 # that binaries, subcommands, ports and the uid here agree with the chart and the operator.
 
 ARG RUST_VERSION=1.95

@@ -1,7 +1,7 @@
 //! Issue 10, finding 7: one error page design for every HTML error, inside the site layout
 //! (with the navigation when logged in), messages written as sentences.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::test_app::{ADMIN_PASSWORD, TestApp, TestResponse};
 use api_support::{PASSWORD, create_user};

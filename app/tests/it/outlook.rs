@@ -2,7 +2,7 @@
 //! wall-clock times across daylight-saving changes, month ends, the window's limits,
 //! visibility, the cadence API and the pages.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::config::AppConfig;
 use ahlt::domain::Capability;

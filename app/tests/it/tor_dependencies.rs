@@ -1,7 +1,7 @@
 //! ToR dependencies (`feeds_into`, `escalates_to`): the API (CRUD, validation, cycles,
 //! authorization, audit) and the ToR pages (both ends shown, forms), on a real PostgreSQL.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::domain::role;
 use ahlt::test_app::{TestApp, TestClient};

@@ -1,6 +1,6 @@
 //! JSON API v1: ToRs, functions, holders, ABAC answers and the governance map.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::domain::role;
 use ahlt::test_app::{TestApp, TestClient};

@@ -1,7 +1,7 @@
 //! Issue 14 findings 1 and 5, issue 10 findings 8 and 9: NUL characters, oversized bodies,
 //! sloppy path ids, long echoed input, CSP, self-relations, ToR titles and wording.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::test_app::{ADMIN_PASSWORD, TestApp, TestClient};
 use api_support::{admin, assert_error, assert_status, create_user, send_raw};

@@ -4,7 +4,7 @@
 //! nothing answers 5xx. In process (no network), deterministic (seed [`SEED`]), bounded
 //! ([`VALUES_PER_FIELD`] values per field).
 
-mod api_support;
+use crate::api_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

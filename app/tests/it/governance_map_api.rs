@@ -1,7 +1,7 @@
 //! The map's JSON contract (`GET /api/v1/governance`, which the interactive map draws): its
 //! shape, and that the graph projection (FalkorDB) and PostgreSQL give the same answer.
 
-mod api_support;
+use crate::api_support;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! over real TCP: it converges on its own, undoes drift on the watch event, and resumes
 //! after its connection to the API server is cut, within the bound the design promises.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

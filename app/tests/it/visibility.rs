@@ -1,7 +1,7 @@
 //! Issue 10, finding 2: the entity browser and the entities API show a reader only the entity
 //! types and properties their permissions allow.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::test_app::TestApp;
 use api_support::{PASSWORD, admin, assert_error, assert_status, create_user, user};

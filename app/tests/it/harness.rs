@@ -378,7 +378,12 @@ async fn server_stops_when_its_owner_process_dies() {
     let dir = server_dir();
     let data_dir = dir.path().join("data");
     let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "owner_process", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "harness::owner_process",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(OWNER_DATA_DIR, &data_dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

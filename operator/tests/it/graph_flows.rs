@@ -1,7 +1,7 @@
 //! Graph resync Jobs against the stateful fake API server: one Job per serving image and
 //! resync request, status that remembers what succeeded and failed, Ready never blocked.
 
-mod support;
+use crate::support;
 
 use ahlt_operator::names;
 use serde_json::{Value, json};

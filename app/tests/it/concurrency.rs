@@ -1,7 +1,7 @@
 //! Issue 14, findings 2 and 3: identical concurrent creates produce one row, one 201 and one
 //! audit entry; concurrent wrong logins cannot beat the rate limit.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::test_app::{TestApp, TestClient};
 use api_support::{admin, assert_status, audit, create_user};

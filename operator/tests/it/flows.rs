@@ -1,7 +1,7 @@
 //! Reconcile passes against a stateful fake API server: what the cluster holds after each
 //! pass, which writes were sent, what status and events say.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! upstream's `data/seed/staging.json`: dry run, each conflict mode, unknown types, rollback
 //! on error, an export round trip without secrets, the CLI and the admin page.
 
-mod api_support;
+use crate::api_support;
 
 use std::process::Stdio;
 
@@ -17,7 +17,7 @@ use axum::http::{StatusCode, header};
 use serde_json::json;
 use sqlx::PgPool;
 
-const FIXTURE: &str = include_str!("fixtures/upstream-seed.json");
+const FIXTURE: &str = include_str!("../fixtures/upstream-seed.json");
 
 fn fixture() -> Document {
     Document::parse(FIXTURE).unwrap()

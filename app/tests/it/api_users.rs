@@ -1,6 +1,6 @@
 //! JSON API v1: users, their capabilities, and the caller's own API tokens.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::auth::password;
 use ahlt::domain::audit::Actor;

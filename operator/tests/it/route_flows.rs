@@ -2,7 +2,7 @@
 //! their acceptance by each parent Gateway mapped into IngressReady, switched with an
 //! Ingress, and a clear condition on clusters without the Gateway API.
 
-mod support;
+use crate::support;
 
 use ahlt_operator::testing::{FakeApiServer, Options};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Issue 10, finding 1: there is always an active user who can manage users, on every path,
 //! and operators can recover with `ahlt admin grant` / `ahlt admin reset-password`.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::domain::audit::Actor;
 use ahlt::domain::{DomainError, guard, recovery, roles, users};

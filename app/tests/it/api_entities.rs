@@ -1,6 +1,6 @@
 //! JSON API v1: entities, entity types, relations, pagination, authentication and JSON errors.
 
-mod api_support;
+use crate::api_support;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! The app's access cache (credentials and permissions, `ahlt::auth::access`): answers
 //! without SQL while it listens, and never answers what the database no longer says.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::domain::audit::Actor;
 use ahlt::domain::users;
