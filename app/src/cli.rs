@@ -46,6 +46,18 @@ pub enum Command {
     /// Import and export data in upstream ahlt's JSON format. Needs DATABASE_URL.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Benchmarks (not tests) that print numbers for docs/benchmarks.md.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Authenticated reads through the app (wrk) next to pgbench of the same SQL on a
+    /// scratch database, an ABAC decision's latency, and the WAL written by reads. Without
+    /// DATABASE_URL it runs a throwaway local PostgreSQL; with it, a scratch database
+    /// `ahlt_bench_<random>` on that server (needs CREATEDB). Needs `wrk` and `pgbench`.
+    Http(crate::http_bench::HttpBenchArgs),
 }
 
 #[derive(Subcommand)]

@@ -3,7 +3,9 @@
 use anyhow::{Context, bail};
 use sqlx::PgPool;
 
-use crate::cli::{AdminCommand, BenchArgs, Cli, Command, ExitStatusError, GraphArgs, GraphCommand};
+use crate::cli::{
+    AdminCommand, BenchArgs, BenchCommand, Cli, Command, ExitStatusError, GraphArgs, GraphCommand,
+};
 use crate::seed::SeedReport;
 use crate::server::EmbeddedDatabase;
 use crate::{db, graph, seed, telemetry};
@@ -104,6 +106,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Graph(GraphCommand::Bench(args)) => {
             let database_url = cli.common.database_url.as_deref().filter(|u| !u.is_empty());
             graph_bench(database_url, &args).await
+        }
+        Command::Bench(BenchCommand::Http(args)) => {
+            let database_url = cli.common.database_url.as_deref().filter(|u| !u.is_empty());
+            println!("ahlt bench http: seeding a scratch database, then wrk and pgbench");
+            let report = crate::http_bench::run(database_url, &args).await?;
+            println!("{report}");
+            Ok(())
         }
     }
 }

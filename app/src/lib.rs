@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod graph;
 pub mod http;
+pub mod http_bench;
 pub mod local_postgres;
 pub mod memory;
 pub mod seed;
