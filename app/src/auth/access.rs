@@ -1,5 +1,6 @@
 //! Who a credential belongs to and what they may do, cached in the process so that an
-//! authenticated read runs no SQL for authentication or ABAC.
+//! authenticated read runs no SQL for authentication or ABAC; with them the governance map,
+//! which changes with the same data and is read on every map view.
 //!
 //! Correctness rests on invalidation, not on expiry:
 //! - every committed change to the EAV tables (users, roles, permissions, functions, ToRs are
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::tokens;
 use crate::domain::abac::{self, Grant};
+use crate::domain::governance::{self, GovernanceMap};
 use crate::domain::{Capability, DomainError, DomainResult, roles, users};
 
 /// The channel of token changes; `ahlt_graph` carries every EAV change.
@@ -59,6 +61,7 @@ struct Entries {
     tokens: HashMap<Vec<u8>, TokenEntry>,
     principals: HashMap<i64, Arc<Principal>>,
     tor_ids: Option<Arc<HashSet<i64>>>,
+    governance: Option<Arc<GovernanceMap>>,
 }
 
 #[derive(Debug, Default)]
@@ -214,6 +217,23 @@ impl AccessCache {
         Ok(grants
             .iter()
             .any(|g| g.capability == capability && g.tor_id.is_none_or(|t| t == tor_id)))
+    }
+
+    /// [`governance::map`] (sorted), from the cache while it is active.
+    pub async fn governance_map(
+        &self,
+        db: &PgPool,
+        graph: Option<&crate::graph::Projection>,
+    ) -> DomainResult<Arc<GovernanceMap>> {
+        if self.is_active()
+            && let Some(map) = self.entries().governance.clone()
+        {
+            return Ok(map);
+        }
+        let read_at = self.generation();
+        let map = Arc::new(governance::map(db, graph).await?);
+        self.store(read_at, |entries| entries.governance = Some(map.clone()));
+        Ok(map)
     }
 
     /// [`abac::grants`], from the cache while it is active.

@@ -651,9 +651,9 @@ async fn a_failing_graph_is_answered_from_postgres() {
     assert!(!map.tors.is_empty());
 }
 
-/// Every ABAC answer, grant list and permission set the app's access cache gives equals the
-/// direct Postgres answer: on generated data, and again after changes made behind the app's
-/// back (another replica or the CLI) once their notifications arrived.
+/// Every ABAC answer, grant list, permission set and governance map the app's access cache
+/// gives equals the direct Postgres answer: on generated data, and again after changes made
+/// behind the app's back (another replica or the CLI) once their notifications arrived.
 #[tokio::test]
 async fn the_access_cache_agrees_with_postgres_on_generated_data() {
     let (app, _) = TestApp::with_demo().await;
@@ -719,6 +719,13 @@ async fn the_access_cache_agrees_with_postgres_on_generated_data() {
                 allowed > 50 && denied > 50 && unknown > 0,
                 "{round}: {allowed} {denied} {unknown}"
             );
+            for _ in 0..2 {
+                assert_eq!(
+                    *access.governance_map(pool, None).await.unwrap(),
+                    governance::map_pg(pool).await.unwrap().sorted(),
+                    "{round}: governance map"
+                );
+            }
         }
     };
     compare("generated").await;

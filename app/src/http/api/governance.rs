@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::domain::dependencies::Dependency;
-use crate::domain::governance::{self, GovernanceGraph, GovernanceMap, GovernanceTor};
+use crate::domain::governance::{GovernanceGraph, GovernanceMap, GovernanceTor};
 use crate::domain::{Capability, perm};
 use crate::http::AppState;
 use crate::http::error::AppResult;
@@ -71,7 +71,12 @@ pub async fn with_capabilities(
 
 async fn map(State(state): State<AppState>, user: CurrentUser) -> AppResult<ApiJson<MapAnswer>> {
     user.require(perm::TORS_VIEW)?;
-    let map = governance::map(&state.db, state.graph.as_ref()).await?;
+    let map = GovernanceMap::clone(
+        &*state
+            .access
+            .governance_map(&state.db, state.graph.as_ref())
+            .await?,
+    );
     Ok(ApiJson(with_capabilities(&state, &user, map).await?))
 }
 
@@ -81,7 +86,9 @@ async fn graph(
 ) -> AppResult<ApiJson<GovernanceGraph>> {
     user.require(perm::TORS_VIEW)?;
     Ok(ApiJson(
-        governance::map(&state.db, state.graph.as_ref())
+        state
+            .access
+            .governance_map(&state.db, state.graph.as_ref())
             .await?
             .graph(),
     ))

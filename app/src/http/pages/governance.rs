@@ -14,7 +14,7 @@ use super::errors::PageResult;
 use super::layout::{Layout, render};
 use super::tors::hierarchy;
 use crate::domain::dependencies::Dependency;
-use crate::domain::governance::{self, GovernanceTor};
+use crate::domain::governance::{GovernanceMap, GovernanceTor};
 use crate::domain::perm;
 use crate::http::AppState;
 use crate::http::extract::PageUser;
@@ -108,7 +108,12 @@ async fn map_page(
     PageUser(user): PageUser,
 ) -> PageResult<Response> {
     user.require(perm::TORS_VIEW)?;
-    let map = governance::map(&state.db, state.graph.as_ref()).await?;
+    let map = GovernanceMap::clone(
+        &*state
+            .access
+            .governance_map(&state.db, state.graph.as_ref())
+            .await?,
+    );
     let ordered = hierarchy(&map.tors, |t| t.tor.id, |t| t.tor.parent_id);
     let layout = Layout::new(
         &state,
