@@ -219,19 +219,23 @@ impl AccessCache {
             .any(|g| g.capability == capability && g.tor_id.is_none_or(|t| t == tor_id)))
     }
 
-    /// [`governance::map`] (sorted), from the cache while it is active.
+    /// [`governance::map`] (sorted), from the cache while it is active (the same answer: the
+    /// equality is tested on generated data).
     pub async fn governance_map(
         &self,
         db: &PgPool,
         graph: Option<&crate::graph::Projection>,
     ) -> DomainResult<Arc<GovernanceMap>> {
-        if self.is_active()
-            && let Some(map) = self.entries().governance.clone()
-        {
+        if !self.is_active() {
+            return Ok(Arc::new(governance::map(db, graph).await?));
+        }
+        if let Some(map) = self.entries().governance.clone() {
             return Ok(map);
         }
+        // From Postgres, never the graph: the projection may not have applied a change yet
+        // whose notification already emptied this cache, and its answer would then stay.
         let read_at = self.generation();
-        let map = Arc::new(governance::map(db, graph).await?);
+        let map = Arc::new(governance::map_pg(db).await?.sorted());
         self.store(read_at, |entries| entries.governance = Some(map.clone()));
         Ok(map)
     }
