@@ -6,8 +6,10 @@ pub mod audit;
 pub mod entities;
 pub mod governance;
 pub mod graph;
+pub mod meetings;
 pub mod outlook;
 pub mod pagination;
+pub mod pipeline;
 pub mod relations;
 pub mod tokens;
 pub mod tor_dependencies;
@@ -37,6 +39,8 @@ pub fn router() -> Router<AppState> {
         .merge(tors::router())
         .merge(tor_dependencies::router())
         .merge(outlook::router())
+        .merge(pipeline::router())
+        .merge(meetings::router())
         .merge(governance::router())
         .merge(graph::router())
         .merge(tokens::router())
