@@ -11,7 +11,9 @@ pub mod errors;
 pub mod form;
 pub mod governance;
 pub mod layout;
+pub mod meetings;
 pub mod outlook;
+pub mod pipeline;
 pub mod resubmit;
 pub mod roles;
 pub mod tor_dependencies;
@@ -27,6 +29,7 @@ use super::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
+        .route("/static/print.css", get(print_stylesheet))
         .route("/static/governance-map.js", get(governance_map_script))
         .route("/static/data-import.js", get(data_import_script))
         .merge(auth::router())
@@ -38,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .merge(tors::router())
         .merge(tor_dependencies::router())
         .merge(outlook::router())
+        .merge(pipeline::router())
+        .merge(meetings::router())
         .merge(governance::router())
         .merge(entities::router())
         .merge(resubmit::router())
@@ -52,6 +57,16 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../../static/app.css"),
+    )
+}
+
+async fn print_stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/print.css"),
     )
 }
 
