@@ -1,6 +1,7 @@
 //! What the dashboard shows a reader of the pipeline: their next meetings, their open action
 //! items, and the items waiting for a move they may make.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -79,9 +80,8 @@ pub async fn for_reader(
     let mut capabilities: BTreeMap<i64, BTreeSet<Capability>> = BTreeMap::new();
     let mut waiting = Vec::new();
     for item in hydrate_ids(conn, &candidate_ids).await? {
-        if !capabilities.contains_key(&item.tor_id) {
-            let caps = abac::capabilities_on_pg(&mut *conn, user_id, item.tor_id).await?;
-            capabilities.insert(item.tor_id, caps);
+        if let Entry::Vacant(slot) = capabilities.entry(item.tor_id) {
+            slot.insert(abac::capabilities_on_pg(&mut *conn, user_id, item.tor_id).await?);
         }
         let caps = &capabilities[&item.tor_id];
         let movable = transitions.iter().any(|t| {
