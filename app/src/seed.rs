@@ -508,7 +508,9 @@ async fn demo_governance(conn: &mut PgConnection, actor: &Actor) -> DomainResult
 /// next meeting with a proposal scheduled, one approved proposal waiting in the queue and an
 /// open suggestion.
 async fn demo_pipeline(conn: &mut PgConnection, actor: &Actor, people: &[i64]) -> DomainResult<()> {
-    use crate::domain::pipeline::meetings::{self, AgendaSource, Attendance, NewMeeting};
+    use crate::domain::pipeline::agenda::{self, AgendaSource};
+    use crate::domain::pipeline::coa;
+    use crate::domain::pipeline::meetings::{self, Attendance, NewMeeting};
     use crate::domain::pipeline::{items, minutes, workflow};
     let board = store::find_entity(&mut *conn, kind::TOR, "board")
         .await?
@@ -565,8 +567,8 @@ async fn demo_pipeline(conn: &mut PgConnection, actor: &Actor, people: &[i64]) -
         ..Default::default()
     };
     let held = meetings::create_meeting(conn, actor, board, &new(day(-14)?)).await?;
-    meetings::schedule(conn, actor, held, &AgendaSource::Proposal(portal)).await?;
-    let point = meetings::schedule(
+    agenda::schedule(conn, actor, held, &AgendaSource::Proposal(portal)).await?;
+    let point = agenda::schedule(
         conn,
         actor,
         held,
@@ -591,6 +593,46 @@ async fn demo_pipeline(conn: &mut PgConnection, actor: &Actor, people: &[i64]) -
         meetings::set_attendance(conn, actor, held, people[i], attendance).await?;
     }
     let agenda = meetings::detail(conn, held).await?.agenda;
+    let section = |title: &str, body: &str| coa::NewSection {
+        title: title.into(),
+        body: body.into(),
+    };
+    let buy = coa::add_coa(
+        conn,
+        actor,
+        agenda[0].point.id,
+        "Buy a hosted portal",
+        "A vendor runs it for us.",
+        &[
+            section("Cost", "About 12 000 a year."),
+            section("Risk", "Dependence on one vendor."),
+        ],
+    )
+    .await?;
+    let build = coa::add_coa(
+        conn,
+        actor,
+        agenda[0].point.id,
+        "Build our own",
+        "IT builds and runs it.",
+        &[section("Cost", "Two developers for three months.")],
+    )
+    .await?;
+    for (person, preferred, text) in [
+        (0, buy, "Fastest way to a supported portal."),
+        (2, buy, "Agree, if the contract allows leaving."),
+        (3, build, "We keep control of our data."),
+    ] {
+        coa::give_opinion(
+            conn,
+            actor,
+            agenda[0].point.id,
+            people[person],
+            Some(preferred),
+            text,
+        )
+        .await?;
+    }
     workflow::apply(
         conn,
         actor,
@@ -617,6 +659,6 @@ async fn demo_pipeline(conn: &mut PgConnection, actor: &Actor, people: &[i64]) -
 
     let next = meetings::create_meeting(conn, actor, board, &new(day(14)?)).await?;
     workflow::apply(conn, actor, next, "confirmed", None).await?;
-    meetings::schedule(conn, actor, next, &AgendaSource::Proposal(budget)).await?;
+    agenda::schedule(conn, actor, next, &AgendaSource::Proposal(budget)).await?;
     Ok(())
 }

@@ -200,6 +200,32 @@ async fn fixture(app: &TestApp, api: &mut TestClient) -> Fixture {
     let transition = assert_status(&api.get("/api/v1/workflow").await, 200)["transitions"][0]["id"]
         .as_i64()
         .unwrap();
+    // A course of action with a section, on an agenda point of the meeting.
+    let point = probe(&assert_status(
+        &api.post_json(
+            &format!("/api/v1/meetings/{meeting}/agenda"),
+            &json!({"title": "fz point"}),
+        )
+        .await,
+        201,
+    ));
+    let coa = assert_status(
+        &api.post_json(
+            &format!("/api/v1/items/{point}/coas"),
+            &json!({"title": "fz", "sections": [{"title": "Cost", "body": "b"}]}),
+        )
+        .await,
+        201,
+    );
+    let coa = probe(&coa);
+    let coa_section: i64 = sqlx::query_scalar(
+        "SELECT id FROM entities WHERE entity_type = 'coa_section' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    ids.insert("coa", coa);
+    ids.insert("coa_section", coa_section);
     ids.insert("item", item);
     ids.insert("meeting", meeting);
     ids.insert("minutes", minutes);
@@ -242,6 +268,8 @@ impl Fixture {
                 ("minutes", "section") => "section",
                 ("minutes", _) => "minutes",
                 ("action-items", _) => "action",
+                ("coas", "section") => "coa_section",
+                ("coas", _) => "coa",
                 ("workflow", _) => "transition",
                 _ => panic!("no fixture for {name} in {template} (segment {i})"),
             };
@@ -284,6 +312,10 @@ impl Fixture {
                 json!({"attendance": "present"})
             }
             ("PATCH", "/api/v1/action-items/{id}") => json!({"done": true}),
+            ("PUT", "/api/v1/coas/{id}/sections/{section}") => json!({"body": "b"}),
+            ("POST", "/api/v1/items/{id}/coas") => json!({"title": "t", "description": "d",
+                "sections": [{"title": "s", "body": "b"}]}),
+            ("POST", "/api/v1/items/{id}/opinions") => json!({"text": "t"}),
             ("POST", _) | ("PATCH", _) => json!({}),
             _ => return None,
         };

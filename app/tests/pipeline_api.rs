@@ -45,6 +45,7 @@ async fn board(app: &TestApp) -> Board {
                 "meeting.call",
                 "agenda.set",
                 "decision.approve",
+                "decision.vote",
                 "minutes.record",
             ][..],
             chair_id,
@@ -799,4 +800,172 @@ async fn meetings_come_from_the_cadence_and_never_double_book() {
     }
     let listed = walk(&mut b.member, &format!("/api/v1/tors/{tor}/meetings"), 1).await;
     assert_eq!(listed.len(), 1);
+}
+
+#[tokio::test]
+async fn courses_of_action_and_opinions_belong_to_an_open_point() {
+    let app = TestApp::new().await;
+    let mut b = board(&app).await;
+    let p = approved_proposal(&mut b, "New portal").await;
+    let m = meeting(&mut b, "2031-09-10").await;
+    let point = created_id(
+        &mut b.chair,
+        &format!("/api/v1/meetings/{m}/agenda"),
+        json!({"proposal_id": p}),
+    )
+    .await;
+    let coa_path = format!("/api/v1/items/{point}/coas");
+    assert_error(
+        &b.member
+            .post_json(&coa_path, &json!({"title": "Mine"}))
+            .await,
+        403,
+        "forbidden",
+    );
+    let buy = created_id(
+        &mut b.chair,
+        &coa_path,
+        json!({"title": "Buy", "description": "Hosted",
+               "sections": [{"title": "Cost", "body": "12k"}, {"title": "Risk", "body": "lock-in"}]}),
+    )
+    .await;
+    let build = created_id(&mut b.chair, &coa_path, json!({"title": "Build"})).await;
+
+    // One opinion per member and point: giving it again replaces it.
+    let opinion_path = format!("/api/v1/items/{point}/opinions");
+    assert_error(
+        &b.member
+            .post_json(&opinion_path, &json!({"preferred_coa_id": buy}))
+            .await,
+        403,
+        "forbidden",
+    );
+    let first = b
+        .chair
+        .post_json(
+            &opinion_path,
+            &json!({"preferred_coa_id": buy, "text": "cheaper"}),
+        )
+        .await;
+    let first = assert_status(&first, 200)["id"].as_i64().unwrap();
+    let again = b
+        .chair
+        .post_json(
+            &opinion_path,
+            &json!({"preferred_coa_id": build, "text": "on reflection"}),
+        )
+        .await;
+    assert_eq!(assert_status(&again, 200)["id"], first);
+    let detail = assert_status(&b.member.get(&format!("/api/v1/meetings/{m}")).await, 200);
+    let entry = &detail["agenda"][0];
+    assert_eq!(entry["coas"][0]["title"], "Buy");
+    assert_eq!(entry["coas"][0]["sections"][1]["description"], "lock-in");
+    assert_eq!(entry["coas"][0]["preferred_by"], 0);
+    assert_eq!(entry["coas"][1]["preferred_by"], 1);
+    assert_eq!(entry["opinions"].as_array().unwrap().len(), 1);
+    assert_eq!(entry["opinions"][0]["description"], "on reflection");
+    assert_eq!(entry["opinions"][0]["by"]["id"], b.chair_id);
+
+    // A section is edited by whoever sets the agenda; a COA of another point is refused.
+    let section = entry["coas"][0]["sections"][0]["id"].as_i64().unwrap();
+    let section_path = format!("/api/v1/coas/{buy}/sections/{section}");
+    assert_error(
+        &b.member
+            .send_json(Method::PUT, &section_path, &json!({"body": "free"}))
+            .await,
+        403,
+        "forbidden",
+    );
+    let r = b
+        .chair
+        .send_json(Method::PUT, &section_path, &json!({"body": "11k"}))
+        .await;
+    assert_eq!(assert_status(&r, 200)["description"], "11k");
+    let other = created_id(
+        &mut b.chair,
+        &format!("/api/v1/meetings/{m}/agenda"),
+        json!({"title": "Other"}),
+    )
+    .await;
+    let r = b
+        .chair
+        .post_json(
+            &format!("/api/v1/items/{other}/opinions"),
+            &json!({"preferred_coa_id": buy}),
+        )
+        .await;
+    assert_error(&r, 422, "validation_failed");
+
+    // A preferred COA stays; another goes with its sections.
+    assert_error(
+        &b.chair.delete(&format!("/api/v1/items/{build}")).await,
+        409,
+        "conflict",
+    );
+    assert_status(&b.chair.delete(&format!("/api/v1/items/{buy}")).await, 204);
+    let sections: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM entities WHERE entity_type = 'coa_section'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(sections, 0);
+
+    // Decided points are closed to new COAs and opinions.
+    transition(&mut b.chair, m, "confirmed", None).await;
+    transition(&mut b.chair, m, "in_progress", None).await;
+    transition(&mut b.chair, point, "decided", Some("Build it")).await;
+    assert_error(
+        &b.chair
+            .post_json(&coa_path, &json!({"title": "Late"}))
+            .await,
+        409,
+        "conflict",
+    );
+    assert_error(
+        &b.chair
+            .post_json(&opinion_path, &json!({"text": "late"}))
+            .await,
+        409,
+        "conflict",
+    );
+
+    // Deleting an unheld meeting takes its points' COAs and opinions along.
+    let unheld = meeting(&mut b, "2031-09-11").await;
+    let p2 = approved_proposal(&mut b, "Second").await;
+    let point2 = created_id(
+        &mut b.chair,
+        &format!("/api/v1/meetings/{unheld}/agenda"),
+        json!({"proposal_id": p2}),
+    )
+    .await;
+    let coa2 = created_id(
+        &mut b.chair,
+        &format!("/api/v1/items/{point2}/coas"),
+        json!({"title": "Only option", "sections": [{"title": "Why"}]}),
+    )
+    .await;
+    assert_status(
+        &b.chair
+            .post_json(
+                &format!("/api/v1/items/{point2}/opinions"),
+                &json!({"preferred_coa_id": coa2}),
+            )
+            .await,
+        200,
+    );
+    assert_status(
+        &b.chair.delete(&format!("/api/v1/items/{unheld}")).await,
+        204,
+    );
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM entities WHERE entity_type IN ('coa', 'coa_section', 'opinion', 'agenda_point') \
+         AND id >= $1",
+    )
+    .bind(point2)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "nothing of the deleted meeting is left");
+    assert_eq!(audit(&app, "coa.section.update").await.len(), 1);
+    assert_eq!(audit(&app, "opinion.update").await.len(), 1);
 }

@@ -133,6 +133,37 @@ async fn a_suggestion_becomes_a_decision_with_approved_minutes_in_the_browser() 
     assert_eq!(attendance, "present");
     assert_fits(&browser, "the meeting").await;
 
+    // Weigh a course of action and give an opinion preferring it.
+    browser
+        .fill_and_submit(
+            ".coa-form",
+            &[
+                ("title", "Buy the brighter model"),
+                ("section_title", "Cost"),
+                ("section_body", "900 once"),
+            ],
+        )
+        .await;
+    let coa = browser
+        .script("return document.querySelector('#agenda .coa').dataset.coa;")
+        .await;
+    let coa = coa.as_str().unwrap().to_owned();
+    browser
+        .fill_and_submit(
+            ".opinion-form",
+            &[("preferred_coa_id", coa.as_str()), ("text", "Worth it")],
+        )
+        .await;
+    let agenda = browser
+        .script("return document.querySelector('#agenda').innerText;")
+        .await;
+    let agenda = agenda.as_str().unwrap();
+    assert!(agenda.contains("preferred by 1"), "{agenda}");
+    assert!(
+        agenda.contains("Administrator prefers Buy the brighter model: Worth it"),
+        "{agenda}"
+    );
+
     // Decide the point (its text is required), complete the meeting.
     browser
         .fill("#agenda form.move", &[("outcome", "Buy it within budget")])

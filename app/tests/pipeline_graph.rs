@@ -45,6 +45,9 @@ async fn the_demo_cycle_resyncs_identical_and_later_moves_reach_the_graph() {
         kind::MINUTES,
         kind::MINUTES_SECTION,
         kind::ACTION_ITEM,
+        kind::COA,
+        kind::COA_SECTION,
+        kind::OPINION,
         kind::WORKFLOW_STATUS,
         kind::WORKFLOW_TRANSITION,
     ] {

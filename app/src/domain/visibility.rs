@@ -25,7 +25,7 @@ pub fn type_permission(entity_type: &str) -> Option<&'static str> {
 }
 
 /// Every entity type with a permission of its own.
-const PROTECTED_TYPES: [&str; 15] = [
+const PROTECTED_TYPES: [&str; 18] = [
     kind::USER,
     kind::ROLE,
     kind::PERMISSION,
@@ -39,6 +39,9 @@ const PROTECTED_TYPES: [&str; 15] = [
     kind::MINUTES,
     kind::MINUTES_SECTION,
     kind::ACTION_ITEM,
+    kind::COA,
+    kind::COA_SECTION,
+    kind::OPINION,
     kind::WORKFLOW_STATUS,
     kind::WORKFLOW_TRANSITION,
 ];

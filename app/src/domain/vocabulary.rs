@@ -23,10 +23,13 @@ pub mod kind {
     pub const MINUTES: &str = "minutes";
     pub const MINUTES_SECTION: &str = "minutes_section";
     pub const ACTION_ITEM: &str = "action_item";
+    pub const COA: &str = "coa";
+    pub const COA_SECTION: &str = "coa_section";
+    pub const OPINION: &str = "opinion";
     pub const WORKFLOW_STATUS: &str = "workflow_status";
     pub const WORKFLOW_TRANSITION: &str = "workflow_transition";
     /// Every entity type of the pipeline, written only through its own endpoints.
-    pub const PIPELINE: [&str; 10] = [
+    pub const PIPELINE: [&str; 13] = [
         SUGGESTION,
         PROPOSAL,
         MEETING,
@@ -35,6 +38,9 @@ pub mod kind {
         MINUTES,
         MINUTES_SECTION,
         ACTION_ITEM,
+        COA,
+        COA_SECTION,
+        OPINION,
         WORKFLOW_STATUS,
         WORKFLOW_TRANSITION,
     ];
@@ -84,12 +90,20 @@ pub mod rel {
     pub const ATTENDED: &str = "attended";
     /// suggestion, proposal -> user who wrote it
     pub const AUTHORED_BY: &str = "authored_by";
+    /// coa -> the agenda point that considers it
+    pub const COA_FOR: &str = "coa_for";
+    /// opinion -> agenda_point
+    pub const OPINION_ON: &str = "opinion_on";
+    /// opinion -> user who holds it
+    pub const OPINION_BY: &str = "opinion_by";
+    /// opinion -> the coa it prefers
+    pub const PREFERS_COA: &str = "prefers_coa";
     /// workflow_transition -> workflow_status
     pub const TRANSITION_FROM: &str = "transition_from";
     /// workflow_transition -> workflow_status
     pub const TRANSITION_TO: &str = "transition_to";
 
-    pub const ALL: [(&str, &str); 23] = [
+    pub const ALL: [(&str, &str); 27] = [
         (HAS_ROLE, "Has role"),
         (HAS_PERMISSION, "Has permission"),
         (INHERITS_ROLE, "Inherits role"),
@@ -111,6 +125,10 @@ pub mod rel {
         (ASSIGNED_TO, "Assigned to"),
         (ATTENDED, "Attended"),
         (AUTHORED_BY, "Authored by"),
+        (COA_FOR, "Course of action for"),
+        (OPINION_ON, "Opinion on"),
+        (OPINION_BY, "Opinion by"),
+        (PREFERS_COA, "Prefers course of action"),
         (TRANSITION_FROM, "Transition from"),
         (TRANSITION_TO, "Transition to"),
     ];

@@ -7,7 +7,7 @@
 use serde_json::json;
 use sqlx::PgConnection;
 
-use super::{Item, NewItem, authorize, authors, create, load, load_for_update, meetings};
+use super::{Item, NewItem, agenda, authorize, authors, create, load, load_for_update};
 use crate::domain::audit::{self, Actor};
 use crate::domain::{Capability, DomainError, DomainResult, kind, rel, tors};
 use crate::store::{self, Page, PageRequest, Properties};
@@ -76,7 +76,7 @@ pub(super) async fn before_move(
     to: &str,
 ) -> DomainResult<()> {
     if item.kind == kind::AGENDA_POINT {
-        let meeting = meetings::meeting_of_point(conn, item.id).await?;
+        let meeting = agenda::meeting_of_point(conn, item.id).await?;
         let ok = match to {
             "decided" => meeting.status == "in_progress",
             _ => matches!(meeting.status.as_str(), "confirmed" | "in_progress"),
@@ -135,11 +135,11 @@ pub(super) async fn after_move(
                 store::relate(conn, rel::AUTHORED_BY, proposal, author, &Properties::new()).await?;
             }
         }
-        (kind::MEETING, "cancelled") => meetings::release_agenda(conn, actor, item.id).await?,
+        (kind::MEETING, "cancelled") => agenda::release_agenda(conn, actor, item.id).await?,
         (kind::AGENDA_POINT, "decided") => {
-            meetings::record_decision(conn, actor, item, outcome.unwrap_or_default()).await?
+            agenda::record_decision(conn, actor, item, outcome.unwrap_or_default()).await?
         }
-        (kind::AGENDA_POINT, "deferred") => meetings::return_to_queue(conn, actor, item.id).await?,
+        (kind::AGENDA_POINT, "deferred") => agenda::return_to_queue(conn, actor, item.id).await?,
         _ => {}
     }
     Ok(())
@@ -175,7 +175,9 @@ async fn authorize_author_or(
 /// - a suggestion unless accepted (its proposal carries it on);
 /// - a proposal unless scheduled or decided (an agenda point refers to it);
 /// - a meeting that has not been held (projected, confirmed or cancelled), with its agenda
-///   points; their proposals return to the agenda queue;
+///   points (with their courses of action and opinions); their proposals return to the
+///   agenda queue;
+/// - a course of action of an open point that no opinion prefers, with its sections;
 /// - draft minutes with their sections and action items; an action item of draft minutes.
 pub async fn delete(conn: &mut PgConnection, actor: &Actor, id: i64) -> DomainResult<Item> {
     let item = load_for_update(conn, id, None).await?;
@@ -207,9 +209,18 @@ pub async fn delete(conn: &mut PgConnection, actor: &Actor, id: i64) -> DomainRe
                     item.status.replace('_', " ")
                 ));
             }
-            meetings::release_agenda(conn, actor, id).await?;
-            let points = super::all_children(conn, kind::AGENDA_POINT, rel::AGENDA_OF, id).await?;
-            removed.extend(points.iter().map(|p| p.id));
+            agenda::release_agenda(conn, actor, id).await?;
+            let points: Vec<i64> =
+                super::all_children(conn, kind::AGENDA_POINT, rel::AGENDA_OF, id)
+                    .await?
+                    .iter()
+                    .map(|p| p.id)
+                    .collect();
+            removed.extend(super::coa::dependents(conn, &points).await?);
+            removed.extend(points);
+        }
+        kind::COA => {
+            removed = super::coa::deletable(conn, actor, &item).await?;
         }
         kind::MINUTES | kind::ACTION_ITEM => {
             authorize(conn, actor, Capability::RecordMinutes, item.tor_id).await?;

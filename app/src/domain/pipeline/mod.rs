@@ -10,6 +10,8 @@
 //! Services take the acting [`Actor`] and check its capability inside the caller's
 //! transaction; the system actor (seed, CLI) is not checked.
 
+pub mod agenda;
+pub mod coa;
 pub mod dashboard;
 pub mod items;
 pub mod meetings;
@@ -34,7 +36,7 @@ pub mod key {
 }
 
 /// Relations leading from an item towards its ToR (child -> parent).
-const PARENT_RELATIONS: [&str; 8] = [
+const PARENT_RELATIONS: [&str; 10] = [
     rel::SUGGESTED_TO,
     rel::SUBMITTED_TO,
     rel::MEETING_OF,
@@ -43,6 +45,8 @@ const PARENT_RELATIONS: [&str; 8] = [
     rel::SECTION_OF,
     rel::ACTION_OF,
     rel::DECIDES,
+    rel::COA_FOR,
+    rel::OPINION_ON,
 ];
 
 /// One pipeline item as the API and pages show it.

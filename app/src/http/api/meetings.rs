@@ -13,9 +13,8 @@ use super::outlook::OutlookQuery;
 use super::pagination::Id;
 use super::pipeline::{ListQuery, list_of_tor, viewable_item};
 use super::tors::authorize_view;
-use crate::domain::pipeline::meetings::{
-    self, AgendaSource, Attendance, MeetingDetail, NewMeeting, Slot,
-};
+use crate::domain::pipeline::agenda::{self, AgendaSource};
+use crate::domain::pipeline::meetings::{self, Attendance, MeetingDetail, NewMeeting, Slot};
 use crate::domain::pipeline::minutes::{self, MinutesDetail};
 use crate::domain::pipeline::{self, Item};
 use crate::domain::{kind, tors};
@@ -127,7 +126,7 @@ async fn add_to_agenda(
     };
     let mut tx = state.db.begin().await?;
     viewable_item(&mut tx, None, &user, id.0, Some(kind::MEETING)).await?;
-    let point = meetings::schedule(&mut tx, &user.actor(), id.0, &source).await?;
+    let point = agenda::schedule(&mut tx, &user.actor(), id.0, &source).await?;
     let item = pipeline::load(&mut tx, point, None).await?;
     tx.commit().await?;
     created(format!("/api/v1/items/{point}"), item)

@@ -3,6 +3,7 @@
 //! unknown paths and wrong methods, is JSON; errors carry a stable code (see `docs/api.md`).
 
 pub mod audit;
+pub mod coa;
 pub mod entities;
 pub mod governance;
 pub mod graph;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(outlook::router())
         .merge(pipeline::router())
         .merge(meetings::router())
+        .merge(coa::router())
         .merge(governance::router())
         .merge(graph::router())
         .merge(tokens::router())

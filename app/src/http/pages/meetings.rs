@@ -14,7 +14,9 @@ use super::errors::{PagePath, PageResult};
 use super::form::FormFields;
 use super::layout::{Layout, flash, render};
 use super::pipeline::{Row, rows, view_tor};
-use crate::domain::pipeline::meetings::{self, AgendaSource, Attendance, Attendee};
+use crate::domain::pipeline::agenda::{self, AgendaSource};
+use crate::domain::pipeline::coa::{CoaView, OpinionView};
+use crate::domain::pipeline::meetings::{self, Attendance, Attendee};
 use crate::domain::pipeline::minutes::{self, ActionItem};
 use crate::domain::pipeline::{self, Item};
 use crate::domain::{Capability, UserRef, kind, tors};
@@ -35,6 +37,16 @@ pub fn router() -> Router<AppState> {
         .route("/action-items/{id}/done", post(action_item_done))
 }
 
+/// An agenda point with its moves, the proposal it came from, its decision, its courses of
+/// action and the opinions on it.
+type AgendaRow = (
+    Row,
+    Option<i64>,
+    Option<Item>,
+    Vec<CoaView>,
+    Vec<OpinionView>,
+);
+
 #[derive(Template)]
 #[template(path = "pipeline/meeting.html")]
 struct MeetingPage {
@@ -44,12 +56,13 @@ struct MeetingPage {
     meeting_moves: Vec<Row>,
     tor_label: String,
     /// Agenda points with their moves, the proposal they came from and their decision.
-    agenda: Vec<(Row, Option<i64>, Option<Item>)>,
+    agenda: Vec<AgendaRow>,
     attendance: Vec<Attendee>,
     minutes_id: Option<i64>,
     queue: Vec<Item>,
     can_schedule: bool,
     can_record: bool,
+    can_vote: bool,
 }
 
 async fn meeting_page(
@@ -71,7 +84,7 @@ async fn meeting_page(
     let agenda = point_rows
         .into_iter()
         .zip(detail.agenda)
-        .map(|(row, entry)| (row, entry.proposal_id, entry.decision))
+        .map(|(row, e)| (row, e.proposal_id, e.decision, e.coas, e.opinions))
         .collect();
     let queue = pipeline::items::list(
         &mut conn,
@@ -106,12 +119,13 @@ async fn meeting_page(
         queue,
         can_schedule: caps.contains(&Capability::SetAgenda),
         can_record: caps.contains(&Capability::RecordMinutes),
+        can_vote: caps.contains(&Capability::Vote),
     };
     Ok(render(&page)?.into_response())
 }
 
 /// The meeting's ToR, after checking the reader may view it.
-async fn meeting_tor(
+pub(super) async fn meeting_tor(
     state: &AppState,
     user: &crate::http::extract::CurrentUser,
     id: i64,
@@ -140,7 +154,7 @@ async fn add_to_agenda(
         },
     };
     let mut tx = state.db.begin().await?;
-    meetings::schedule(&mut tx, &user.actor(), id, &source).await?;
+    agenda::schedule(&mut tx, &user.actor(), id, &source).await?;
     tx.commit().await?;
     flash(&session, "success", "Added to the agenda.").await?;
     // Scheduling from the ToR's queue goes back there.

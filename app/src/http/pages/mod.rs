@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod coa;
 pub mod confirm;
 pub mod dashboard;
 pub mod data;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(outlook::router())
         .merge(pipeline::router())
         .merge(meetings::router())
+        .merge(coa::router())
         .merge(governance::router())
         .merge(entities::router())
         .merge(resubmit::router())

@@ -245,7 +245,9 @@ pub(super) async fn page_of(conn: &mut PgConnection, item: &Item) -> Result<Stri
         kind::MINUTES => format!("/minutes/{}", item.id),
         kind::AGENDA_POINT => format!(
             "/meetings/{}",
-            meetings::meeting_of_point(conn, item.id).await?.id
+            crate::domain::pipeline::agenda::meeting_of_point(conn, item.id)
+                .await?
+                .id
         ),
         kind::ACTION_ITEM | kind::MINUTES_SECTION => {
             let relation = if item.kind == kind::ACTION_ITEM {
