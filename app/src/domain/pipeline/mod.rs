@@ -17,6 +17,7 @@ pub mod items;
 pub mod meetings;
 pub mod minutes;
 pub mod workflow;
+mod workflow_defaults;
 
 use serde::Serialize;
 use serde_json::{Value, json};
