@@ -800,6 +800,60 @@ async fn meetings_come_from_the_cadence_and_never_double_book() {
     }
     let listed = walk(&mut b.member, &format!("/api/v1/tors/{tor}/meetings"), 1).await;
     assert_eq!(listed.len(), 1);
+
+    // The outlook shows the planned meeting in place of its projection, an extra meeting
+    // beside the projections, and no meeting where one was cancelled.
+    let planned = m["id"].as_i64().unwrap();
+    let extra = created_id(
+        &mut b.chair,
+        &format!("/api/v1/tors/{tor}/meetings"),
+        json!({"date": "2031-01-09", "time": "08:00"}),
+    )
+    .await;
+    let cancelled = created_id(
+        &mut b.chair,
+        &format!("/api/v1/tors/{tor}/meetings"),
+        json!({"date": "2031-01-14"}),
+    )
+    .await;
+    transition(&mut b.chair, cancelled, "cancelled", Some("holiday")).await;
+    transition(&mut b.chair, planned, "confirmed", None).await;
+    let outlook = assert_status(
+        &b.member
+            .get("/api/v1/tors/outlook?from=2031-01-01&days=14")
+            .await,
+        200,
+    );
+    let seen: Vec<(String, String, Value, Value)> = outlook["meetings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["date"].as_str().unwrap().to_owned(),
+                m["start_time"].as_str().unwrap().to_owned(),
+                m["meeting_id"].clone(),
+                m["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "2031-01-07".into(),
+                "14:30".into(),
+                json!(planned),
+                json!("confirmed")
+            ),
+            (
+                "2031-01-09".into(),
+                "08:00".into(),
+                json!(extra),
+                json!("projected")
+            ),
+        ]
+    );
 }
 
 #[tokio::test]
