@@ -207,7 +207,10 @@ async fn pages_and_forms_refuse_whoever_lacks_the_capability() {
             format!("/workflow/transitions/{}", w.transition),
             vec![("required_capability", "tor.view".into())],
         ),
-        (format!("/items/{}/delete", w.meeting), vec![]),
+        (
+            format!("/items/{}/delete", w.meeting),
+            vec![("confirm", "yes".into())],
+        ),
         (format!("/action-items/{}/done", w.action), vec![]),
     ];
     for (path, fields) in refused {
@@ -258,6 +261,53 @@ async fn the_chair_moves_items_and_mistakes_get_a_readable_page() {
     let page = chair.get(&format!("/tors/{}/pipeline", w.tor)).await;
     assert!(page.text().contains("Idea"), "the proposal is listed");
     assert!(page.text().contains("data-move=\"submitted\""));
+
+    // Deleting asks first, then goes back to the pipeline.
+    let other = {
+        let mut tx = app.pool().begin().await.unwrap();
+        let id = items::submit(
+            &mut tx,
+            &Actor::system(),
+            kind::SUGGESTION,
+            w.tor,
+            "Doomed",
+            "",
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id
+    };
+    let page = chair.get(&format!("/tors/{}/pipeline", w.tor)).await;
+    assert!(page.text().contains(&format!("data-delete=\"{other}\"")));
+    let r = chair
+        .post_form(&format!("/items/{other}/delete"), &[])
+        .await;
+    assert_html(&r, StatusCode::OK);
+    assert!(
+        r.text().contains("Delete the suggestion Doomed?"),
+        "{}",
+        r.text()
+    );
+    let r = chair
+        .post_form(&format!("/items/{other}/delete"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(
+        r.location(),
+        Some(format!("/tors/{}/pipeline", w.tor).as_str())
+    );
+    let gone: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM entities WHERE id = $1)")
+        .bind(other)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert!(gone);
+
+    // A refusal shows before the question: the meeting is in progress.
+    let r = chair
+        .post_form(&format!("/items/{}/delete", w.meeting), &[])
+        .await;
+    assert_html(&r, StatusCode::CONFLICT);
 
     // A bad date is a 422 page; a meeting at a taken time a 409 page.
     let r = chair

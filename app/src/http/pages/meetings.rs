@@ -63,6 +63,7 @@ struct MeetingPage {
     can_schedule: bool,
     can_record: bool,
     can_vote: bool,
+    can_call: bool,
 }
 
 async fn meeting_page(
@@ -120,6 +121,7 @@ async fn meeting_page(
         can_schedule: caps.contains(&Capability::SetAgenda),
         can_record: caps.contains(&Capability::RecordMinutes),
         can_vote: caps.contains(&Capability::Vote),
+        can_call: caps.contains(&Capability::CallMeeting),
     };
     Ok(render(&page)?.into_response())
 }

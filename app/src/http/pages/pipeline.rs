@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use sqlx::PgConnection;
 use tower_sessions::Session;
 
+use super::confirm;
 use super::errors::{PagePath, PageResult};
 use super::form::FormFields;
 use super::layout::{Layout, flash, render};
@@ -101,6 +102,7 @@ struct TorPipelinePage {
     slots: Vec<Slot>,
     can_schedule: bool,
     can_call: bool,
+    can_edit: bool,
 }
 
 async fn tor_pipeline(
@@ -164,6 +166,7 @@ async fn tor_pipeline(
         slots: slots.into_iter().take(6).collect(),
         can_schedule: caps.contains(&Capability::SetAgenda),
         can_call: caps.contains(&Capability::CallMeeting),
+        can_edit: caps.contains(&Capability::EditTor),
     };
     Ok(render(&page)?.into_response())
 }
@@ -292,11 +295,25 @@ async fn move_item(
     Ok(Redirect::to(&target).into_response())
 }
 
+/// What deleting an item takes along, for the confirmation page.
+fn consequences(item: &Item) -> Vec<String> {
+    match item.kind.as_str() {
+        kind::MEETING => vec![
+            "Its agenda points, with their courses of action and opinions.".into(),
+            "Their proposals go back to the agenda queue.".into(),
+        ],
+        kind::MINUTES => vec!["Their sections and action items.".into()],
+        kind::COA => vec!["Its sections.".into()],
+        _ => Vec::new(),
+    }
+}
+
 async fn delete_item(
     State(state): State<AppState>,
     session: Session,
     PageUser(user): PageUser,
     PagePath(id): PagePath<i64>,
+    form: FormFields,
 ) -> PageResult {
     let mut tx = state.db.begin().await?;
     let item = pipeline::load(&mut tx, id, None).await?;
@@ -312,7 +329,27 @@ async fn delete_item(
         }
         _ => page_of(&mut tx, &item).await?,
     };
+    let cancel = page_of(&mut tx, &item).await?;
     items::delete(&mut tx, &user.actor(), id).await?;
+    // Deleted inside the transaction first, so a refusal (403, 409) shows before the
+    // question; unconfirmed, the transaction is rolled back.
+    if !confirm::confirmed(&form) {
+        tx.rollback().await?;
+        let what = item.kind.replace('_', " ");
+        return Ok(confirm::page(
+            &state,
+            &session,
+            &user,
+            confirm::Confirmation {
+                question: format!("Delete the {what} {}?", item.title),
+                consequences: consequences(&item),
+                action: format!("/items/{id}/delete"),
+                button: format!("Delete the {what}"),
+                cancel,
+            },
+        )
+        .await?);
+    }
     tx.commit().await?;
     flash(&session, "success", format!("Deleted {}.", item.title)).await?;
     Ok(Redirect::to(&target).into_response())
