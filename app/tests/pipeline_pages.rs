@@ -10,6 +10,7 @@ use ahlt::domain::pipeline::coa::{self, NewSection};
 use ahlt::domain::pipeline::meetings::{self, NewMeeting};
 use ahlt::domain::pipeline::{items, minutes, workflow};
 use ahlt::domain::tors::{self, NewFunction, NewTor};
+use ahlt::test_app::ADMIN_PASSWORD;
 use ahlt::test_app::{TestApp, TestClient, TestResponse};
 use api_support::{PASSWORD, create_user};
 use axum::http::{StatusCode, header};
@@ -341,4 +342,41 @@ async fn the_chair_moves_items_and_mistakes_get_a_readable_page() {
     assert!(print.text().contains("/static/print.css"));
     let css = chair.get("/static/print.css").await;
     assert!(css.text().contains("@media print"));
+}
+
+#[tokio::test]
+async fn an_administrator_changes_a_transitions_gate_on_the_workflow_page() {
+    let app = TestApp::new().await;
+    let w = world(&app).await;
+    let mut admin = app.client();
+    admin.login("admin", ADMIN_PASSWORD).await;
+    let page = admin.get("/workflow").await;
+    assert_html(&page, StatusCode::OK);
+    assert!(
+        page.text()
+            .contains(&format!("id=\"transition-{}\"", w.transition))
+    );
+    let path = format!("/workflow/transitions/{}", w.transition);
+    let r = admin
+        .post_form(&path, &[("required_capability", "tor.fly")])
+        .await;
+    assert_html(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = admin
+        .post_form(
+            &path,
+            &[
+                ("required_capability", "tor.view"),
+                ("requires_outcome", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), Some("/workflow"));
+    let changed = workflow::transitions(app.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.id == w.transition)
+        .unwrap();
+    assert_eq!(changed.required_capability.as_str(), "tor.view");
+    assert!(changed.requires_outcome);
 }

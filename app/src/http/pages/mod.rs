@@ -20,6 +20,7 @@ pub mod roles;
 pub mod tor_dependencies;
 pub mod tors;
 pub mod users;
+pub mod workflow;
 
 use axum::Router;
 use axum::http::header;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .merge(pipeline::router())
         .merge(meetings::router())
         .merge(coa::router())
+        .merge(workflow::router())
         .merge(governance::router())
         .merge(entities::router())
         .merge(resubmit::router())

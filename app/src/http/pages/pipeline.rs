@@ -1,6 +1,5 @@
-//! The ToR's pipeline page (suggestions, proposals, the agenda queue, meetings), the forms
-//! that move any item along the workflow or delete it, and the workflow admin page. Every
-//! form posts, the domain checks the capability in the write's transaction, and success
+//! The ToR's pipeline page (suggestions, proposals, the agenda queue, meetings) and the forms
+//! that move any item along the workflow or delete it. Every form posts, the domain checks the capability in the write's transaction, and success
 //! redirects with a flash; a refusal is an error page saying why.
 
 use std::collections::BTreeSet;
@@ -18,7 +17,7 @@ use super::errors::{PagePath, PageResult};
 use super::form::FormFields;
 use super::layout::{Layout, flash, render};
 use crate::domain::pipeline::meetings::{self, NewMeeting, Slot};
-use crate::domain::pipeline::workflow::{self, Status, Transition, TransitionUpdate};
+use crate::domain::pipeline::workflow::{self, Transition};
 use crate::domain::pipeline::{self, Item, items};
 use crate::domain::{Capability, abac, kind, outlook, perm, rel, tors};
 use crate::http::AppState;
@@ -34,8 +33,6 @@ pub fn router() -> Router<AppState> {
         .route("/tors/{id}/meetings", post(new_meeting))
         .route("/items/{id}/move", post(move_item))
         .route("/items/{id}/delete", post(delete_item))
-        .route("/workflow", get(workflow_page))
-        .route("/workflow/transitions/{id}", post(update_transition))
 }
 
 /// An item with the moves the reader may make.
@@ -353,57 +350,4 @@ async fn delete_item(
     tx.commit().await?;
     flash(&session, "success", format!("Deleted {}.", item.title)).await?;
     Ok(Redirect::to(&target).into_response())
-}
-
-#[derive(Template)]
-#[template(path = "pipeline/workflow.html")]
-struct WorkflowPage {
-    layout: Layout,
-    statuses: Vec<Status>,
-    transitions: Vec<Transition>,
-    capabilities: Vec<&'static str>,
-}
-
-async fn workflow_page(
-    State(state): State<AppState>,
-    session: Session,
-    PageUser(user): PageUser,
-) -> PageResult {
-    user.require(perm::WORKFLOW_MANAGE)?;
-    let mut conn = state.db.acquire().await?;
-    let statuses = workflow::statuses(&mut *conn).await?;
-    let transitions = workflow::transitions(&mut *conn).await?;
-    drop(conn);
-    let layout = Layout::new(&state, &session, Some(&user), "Workflow", "/workflow").await?;
-    let page = WorkflowPage {
-        layout,
-        statuses,
-        transitions,
-        capabilities: Capability::ALL.iter().map(|c| c.as_str()).collect(),
-    };
-    Ok(render(&page)?.into_response())
-}
-
-async fn update_transition(
-    State(state): State<AppState>,
-    session: Session,
-    PageUser(user): PageUser,
-    PagePath(id): PagePath<i64>,
-    form: FormFields,
-) -> PageResult {
-    user.require(perm::WORKFLOW_MANAGE)?;
-    let capability = form
-        .get("required_capability")
-        .parse()
-        .map_err(|e: crate::domain::UnknownCapability| AppError::Validation(e.to_string()))?;
-    let update = TransitionUpdate {
-        required_capability: Some(capability),
-        requires_outcome: Some(form.checked("requires_outcome")),
-        is_active: None,
-    };
-    let mut tx = state.db.begin().await?;
-    workflow::update_transition(&mut tx, &user.actor(), id, &update).await?;
-    tx.commit().await?;
-    flash(&session, "success", "Transition saved.").await?;
-    Ok(Redirect::to("/workflow").into_response())
 }
