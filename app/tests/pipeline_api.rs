@@ -1023,3 +1023,51 @@ async fn courses_of_action_and_opinions_belong_to_an_open_point() {
     assert_eq!(audit(&app, "coa.section.update").await.len(), 1);
     assert_eq!(audit(&app, "opinion.update").await.len(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_moves_of_one_item_serialise() {
+    let app = TestApp::new().await;
+    let mut b = board(&app).await;
+    let s = created_id(
+        &mut b.member,
+        &format!("/api/v1/tors/{}/suggestions", b.tor),
+        json!({"title": "Twice"}),
+    )
+    .await;
+    // Two accepts at once: one wins, the other finds the suggestion accepted.
+    let path = format!("/api/v1/items/{s}/transitions");
+    let (mut one, mut two) = (b.chair.clone(), b.chair.clone());
+    let body = json!({"to": "accepted"});
+    let (r1, r2) = tokio::join!(one.post_json(&path, &body), two.post_json(&path, &body));
+    let mut codes = [r1.status.as_u16(), r2.status.as_u16()];
+    codes.sort();
+    assert_eq!(codes, [200, 409]);
+    let proposals: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM entities WHERE entity_type = 'proposal'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(proposals, 1, "one accepted suggestion, one proposal");
+
+    // One proposal scheduled into two meetings at once: on one agenda only.
+    let p = approved_proposal(&mut b, "Once").await;
+    let (m1, m2) = (
+        meeting(&mut b, "2031-10-01").await,
+        meeting(&mut b, "2031-10-02").await,
+    );
+    let body = json!({"proposal_id": p});
+    let (p1, p2) = (
+        format!("/api/v1/meetings/{m1}/agenda"),
+        format!("/api/v1/meetings/{m2}/agenda"),
+    );
+    let (r1, r2) = tokio::join!(one.post_json(&p1, &body), two.post_json(&p2, &body));
+    let mut codes = [r1.status.as_u16(), r2.status.as_u16()];
+    codes.sort();
+    assert_eq!(codes, [201, 409]);
+    let points: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM entities WHERE entity_type = 'agenda_point'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(points, 1);
+}

@@ -108,23 +108,36 @@ fn new_name(kind: &str) -> String {
     format!("{kind}-{n:016x}")
 }
 
-/// The ToR an item belongs to, following its parent relations (at most four steps).
-pub async fn tor_of(exec: impl PgExecutor<'_>, id: i64) -> DomainResult<i64> {
-    let tor: Option<i64> = sqlx::query_scalar(
-        "WITH RECURSIVE up(id, depth) AS ( \
-             SELECT $1::bigint, 0 \
+/// The ToR of each of `ids` (found ones only), following their parent relations (at most
+/// four steps), in one query.
+async fn tors_of(
+    exec: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> DomainResult<std::collections::HashMap<i64, i64>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "WITH RECURSIVE up(start, id, depth) AS ( \
+             SELECT s, s, 0 FROM unnest($1::bigint[]) AS s \
            UNION ALL \
-             SELECT r.target_id, up.depth + 1 FROM up \
+             SELECT up.start, r.target_id, up.depth + 1 FROM up \
              JOIN relations r ON r.source_id = up.id \
              JOIN entities rt ON rt.id = r.relation_type_id AND rt.name = ANY($2) \
              WHERE up.depth < 4 \
-         ) SELECT e.id FROM up JOIN entities e ON e.id = up.id AND e.entity_type = 'tor' LIMIT 1",
+         ) SELECT DISTINCT ON (up.start) up.start, e.id FROM up \
+           JOIN entities e ON e.id = up.id AND e.entity_type = 'tor' ORDER BY up.start, up.depth",
     )
-    .bind(id)
+    .bind(ids)
     .bind(&PARENT_RELATIONS[..])
-    .fetch_optional(exec)
+    .fetch_all(exec)
     .await?;
-    tor.ok_or_else(|| DomainError::NotFound(format!("pipeline item {id}")))
+    Ok(rows.into_iter().collect())
+}
+
+/// The ToR an item belongs to, following its parent relations (at most four steps).
+pub async fn tor_of(exec: impl PgExecutor<'_>, id: i64) -> DomainResult<i64> {
+    tors_of(exec, &[id])
+        .await?
+        .remove(&id)
+        .ok_or_else(|| DomainError::NotFound(format!("pipeline item {id}")))
 }
 
 /// Refuses unless the actor may exercise `capability` on ToR `tor_id` (through a function of
@@ -160,6 +173,7 @@ struct ItemRow {
 async fn hydrate(conn: &mut PgConnection, rows: Vec<ItemRow>) -> DomainResult<Vec<Item>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut props = store::properties_of(&mut *conn, &ids).await?;
+    let tors = tors_of(&mut *conn, &ids).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
         let mut properties = props.remove(&row.id).unwrap_or_default();
@@ -167,7 +181,9 @@ async fn hydrate(conn: &mut PgConnection, rows: Vec<ItemRow>) -> DomainResult<Ve
         let description = text(properties.remove(key::DESCRIPTION).as_ref());
         let outcome = text(properties.remove(key::OUTCOME).as_ref());
         items.push(Item {
-            tor_id: tor_of(&mut *conn, row.id).await?,
+            tor_id: *tors
+                .get(&row.id)
+                .ok_or_else(|| DomainError::NotFound(format!("the ToR of item {}", row.id)))?,
             id: row.id,
             kind: row.entity_type,
             title: row.label,
