@@ -226,6 +226,14 @@ async fn a_suggestion_becomes_a_decision_with_approved_minutes_in_the_browser() 
     assert!(!browser.exists("nav").await);
     assert_fits(&browser, "the printable minutes").await;
 
+    // The workflow admin page and the dashboard (with the pipeline's sections) fit too.
+    browser.goto(&server.url("/workflow")).await;
+    assert!(browser.exists("select[name=\"required_capability\"]").await);
+    assert_fits(&browser, "the workflow page").await;
+    browser.goto(&server.url("/")).await;
+    assert!(browser.exists("#next-meetings").await);
+    assert_fits(&browser, "the dashboard").await;
+
     let status: String = sqlx::query_scalar(
         "SELECT p.value #>> '{}' FROM entities e JOIN entity_properties p ON p.entity_id = e.id AND p.key = 'status' \
          WHERE e.entity_type = 'minutes'",

@@ -154,6 +154,51 @@ async fn pages_and_forms_refuse_whoever_lacks_the_capability() {
     assert_html(&r, StatusCode::FORBIDDEN);
 
     let mut member = logged_in(&app, "member").await;
+    // The member edits their own suggestion only.
+    let own = member
+        .post_form(
+            &format!("/tors/{}/suggestions", w.tor),
+            &[("title", "Mine"), ("description", "first")],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::SEE_OTHER, "{}", own.text());
+    let own: i64 = sqlx::query_scalar(
+        "SELECT id FROM entities WHERE entity_type = 'suggestion' AND label = 'Mine'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    let page = member.get(&format!("/tors/{}/pipeline", w.tor)).await;
+    assert!(
+        page.text()
+            .contains(&format!("action=\"/items/{own}/edit\""))
+    );
+    assert!(
+        !page
+            .text()
+            .contains(&format!("action=\"/items/{}/edit\"", w.suggestion))
+    );
+    let r = member
+        .post_form(
+            &format!("/items/{own}/edit"),
+            &[("title", "Mine, better"), ("description", "second")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let r = member
+        .post_form(
+            &format!("/items/{}/edit", w.suggestion),
+            &[("title", "Taken over")],
+        )
+        .await;
+    assert_html(&r, StatusCode::FORBIDDEN);
+    let title: String = sqlx::query_scalar("SELECT label FROM entities WHERE id = $1")
+        .bind(own)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(title, "Mine, better");
+
     // The member sees the pipeline and may suggest, but is offered no moves.
     let page = member.get(&format!("/tors/{}/pipeline", w.tor)).await;
     assert_html(&page, StatusCode::OK);

@@ -376,6 +376,22 @@ pub async fn authors(exec: impl PgExecutor<'_>, id: i64) -> DomainResult<Vec<i64
     Ok(store::targets_of(exec, rel::AUTHORED_BY, id).await?)
 }
 
+/// Which of `ids` `user_id` wrote.
+pub async fn authored_by(
+    exec: impl PgExecutor<'_>,
+    user_id: i64,
+    ids: &[i64],
+) -> DomainResult<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT r.source_id FROM relations r JOIN entities rt ON rt.id = r.relation_type_id \
+         WHERE rt.name = 'authored_by' AND r.target_id = $1 AND r.source_id = ANY($2)",
+    )
+    .bind(user_id)
+    .bind(ids)
+    .fetch_all(exec)
+    .await?)
+}
+
 /// Whether a ToR still has pipeline items (its deletion is then refused).
 pub async fn tor_item_count(exec: impl PgExecutor<'_>, tor_id: i64) -> DomainResult<i64> {
     Ok(sqlx::query_scalar(

@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/tors/{id}/meetings", post(new_meeting))
         .route("/items/{id}/move", post(move_item))
         .route("/items/{id}/delete", post(delete_item))
+        .route("/items/{id}/edit", post(edit_item))
 }
 
 /// An item with the moves the reader may make.
@@ -100,6 +101,9 @@ struct TorPipelinePage {
     can_schedule: bool,
     can_call: bool,
     can_edit: bool,
+    /// Open suggestions and draft proposals the reader may edit (theirs, or all with
+    /// `tor.edit`).
+    editable: Vec<i64>,
 }
 
 async fn tor_pipeline(
@@ -134,6 +138,16 @@ async fn tor_pipeline(
         })
         .map(|m| m.item.clone())
         .collect();
+    let drafts: Vec<i64> = suggestions
+        .iter()
+        .chain(proposals.iter().filter(|p| p.item.status == "draft"))
+        .map(|r| r.item.id)
+        .collect();
+    let editable = if caps.contains(&Capability::EditTor) {
+        drafts
+    } else {
+        pipeline::authored_by(&mut *conn, user.id, &drafts).await?
+    };
     let tz = &state.config.timezone;
     let slots = meetings::slots(&mut conn, id, tz, outlook::today(tz), 60).await?;
     drop(conn);
@@ -164,6 +178,7 @@ async fn tor_pipeline(
         can_schedule: caps.contains(&Capability::SetAgenda),
         can_call: caps.contains(&Capability::CallMeeting),
         can_edit: caps.contains(&Capability::EditTor),
+        editable,
     };
     Ok(render(&page)?.into_response())
 }
@@ -236,6 +251,29 @@ async fn new_meeting(
     tx.commit().await?;
     flash(&session, "success", "Meeting created.").await?;
     Ok(Redirect::to(&format!("/meetings/{meeting}")).into_response())
+}
+
+async fn edit_item(
+    State(state): State<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+    PagePath(id): PagePath<i64>,
+    form: FormFields,
+) -> PageResult {
+    let mut tx = state.db.begin().await?;
+    let item = pipeline::load(&mut tx, id, None).await?;
+    view_tor(&state, &user, item.tor_id).await?;
+    let item = items::edit(
+        &mut tx,
+        &user.actor(),
+        id,
+        Some(form.get("title")),
+        Some(form.get("description")),
+    )
+    .await?;
+    tx.commit().await?;
+    flash(&session, "success", format!("Saved {}.", item.title)).await?;
+    Ok(Redirect::to(&format!("/tors/{}/pipeline", item.tor_id)).into_response())
 }
 
 /// The page an item is shown on.
