@@ -1071,3 +1071,27 @@ async fn concurrent_moves_of_one_item_serialise() {
             .unwrap();
     assert_eq!(points, 1);
 }
+
+#[tokio::test]
+async fn an_item_outside_any_tor_is_left_out_not_an_error() {
+    let app = TestApp::new().await;
+    let mut b = board(&app).await;
+    // As an import of upstream data without its relations would leave it.
+    let mut conn = app.pool().acquire().await.unwrap();
+    let orphan = ahlt::store::create_entity(
+        &mut conn,
+        &ahlt::store::NewEntity::new("suggestion", "imported").property("status", "open"),
+    )
+    .await
+    .unwrap()
+    .entity
+    .id;
+    drop(conn);
+    assert_error(
+        &b.admin.get(&format!("/api/v1/items/{orphan}")).await,
+        404,
+        "not_found",
+    );
+    let mine = assert_status(&b.chair.get("/api/v1/me/pipeline").await, 200);
+    assert_eq!(mine["waiting"], json!([]));
+}

@@ -176,14 +176,17 @@ async fn hydrate(conn: &mut PgConnection, rows: Vec<ItemRow>) -> DomainResult<Ve
     let tors = tors_of(&mut *conn, &ids).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
+        // An item outside any ToR (say, imported from elsewhere without its relations) is
+        // left out: no one's capabilities cover it.
+        let Some(&tor_id) = tors.get(&row.id) else {
+            continue;
+        };
         let mut properties = props.remove(&row.id).unwrap_or_default();
         let status = text(properties.remove(key::STATUS).as_ref());
         let description = text(properties.remove(key::DESCRIPTION).as_ref());
         let outcome = text(properties.remove(key::OUTCOME).as_ref());
         items.push(Item {
-            tor_id: *tors
-                .get(&row.id)
-                .ok_or_else(|| DomainError::NotFound(format!("the ToR of item {}", row.id)))?,
+            tor_id,
             id: row.id,
             kind: row.entity_type,
             title: row.label,
@@ -224,7 +227,10 @@ pub async fn load(conn: &mut PgConnection, id: i64, kind: Option<&str>) -> Domai
     .await?;
     let what = kind.unwrap_or("pipeline item").replace('_', " ");
     let row = row.ok_or_else(|| DomainError::NotFound(format!("{what} {id}")))?;
-    Ok(hydrate(conn, vec![row]).await?.remove(0))
+    hydrate(conn, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| DomainError::NotFound(format!("{what} {id} (it belongs to no ToR)")))
 }
 
 /// [`load`] after locking the item's row, so concurrent moves of one item serialise.
