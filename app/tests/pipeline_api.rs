@@ -453,6 +453,25 @@ async fn moves_follow_the_workflow_data_which_an_administrator_can_change() {
     let detail = assert_status(&b.member.get(&format!("/api/v1/meetings/{m}")).await, 200);
     assert_eq!(detail["agenda"][0]["status"], "deferred");
     assert_eq!(detail["outcome"], "No quorum");
+
+    // A meeting that ends without reaching a point gives its proposal back to the queue too.
+    let m2 = meeting(&mut b, "2031-05-07").await;
+    assert_status(
+        &b.chair
+            .post_json(
+                &format!("/api/v1/meetings/{m2}/agenda"),
+                &json!({"proposal_id": p}),
+            )
+            .await,
+        201,
+    );
+    for to in ["confirmed", "in_progress", "completed"] {
+        transition(&mut b.chair, m2, to, None).await;
+    }
+    let proposal = assert_status(&b.member.get(&format!("/api/v1/items/{p}")).await, 200);
+    assert_eq!(proposal["status"], "approved");
+    let detail = assert_status(&b.member.get(&format!("/api/v1/meetings/{m2}")).await, 200);
+    assert_eq!(detail["agenda"][0]["status"], "deferred");
 }
 
 #[tokio::test]

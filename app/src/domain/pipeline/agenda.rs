@@ -114,8 +114,8 @@ pub async fn schedule(
     Ok(point)
 }
 
-/// A cancelled or deleted meeting gives its open points' proposals back to the queue; the
-/// points are deferred.
+/// A cancelled, completed or deleted meeting gives its open points' proposals back to the
+/// queue; the points are deferred.
 pub(super) async fn release_agenda(
     conn: &mut PgConnection,
     actor: &Actor,

@@ -135,7 +135,11 @@ pub(super) async fn after_move(
                 store::relate(conn, rel::AUTHORED_BY, proposal, author, &Properties::new()).await?;
             }
         }
-        (kind::MEETING, "cancelled") => agenda::release_agenda(conn, actor, item.id).await?,
+        // What a meeting did not decide goes back to the queue, whether it was cancelled or
+        // ended without reaching it.
+        (kind::MEETING, "cancelled" | "completed") => {
+            agenda::release_agenda(conn, actor, item.id).await?
+        }
         (kind::AGENDA_POINT, "decided") => {
             agenda::record_decision(conn, actor, item, outcome.unwrap_or_default()).await?
         }
