@@ -124,7 +124,7 @@ fn capitalised(day: Weekday) -> String {
     name[..1].to_ascii_uppercase() + &name[1..]
 }
 
-fn parse_time(text: &str) -> Option<Time> {
+pub(crate) fn parse_time(text: &str) -> Option<Time> {
     let (h, m) = text.trim().split_once(':')?;
     let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
     Time::new(h, m, 0, 0).ok()

@@ -30,6 +30,7 @@ pub mod dependencies;
 pub mod governance;
 pub mod guard;
 pub mod outlook;
+pub mod pipeline;
 pub mod recovery;
 pub mod roles;
 pub mod tors;
@@ -50,6 +51,9 @@ pub enum DomainError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// The user lacks the capability or permission an action needs.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("password hashing failed")]
     PasswordHash,
     /// Every password-hashing slot stayed taken; try again shortly.

@@ -73,6 +73,11 @@ pub struct Meeting {
     pub duration_minutes: u32,
     pub location: String,
     pub cadence: &'static str,
+    /// The planned meeting (see [`crate::domain::pipeline::meetings`]) at this time, if any;
+    /// `None` for a date the cadence projects that no meeting has been planned for.
+    pub meeting_id: Option<i64>,
+    /// The planned meeting's status.
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -146,16 +151,18 @@ pub async fn outlook(
     .fetch_all(&mut *conn)
     .await?;
     let mut meetings = Vec::new();
+    let mut tors = Vec::new();
     for (id, name, label, properties) in rows {
-        let Some(cadence) = Cadence::from_properties(|k| properties.get(k).cloned()) else {
-            continue;
-        };
-        let info = cadence.info();
         let label = if label.is_empty() {
             name.clone()
         } else {
             label
         };
+        tors.push((id, name.clone(), label.clone()));
+        let Some(cadence) = Cadence::from_properties(|k| properties.get(k).cloned()) else {
+            continue;
+        };
+        let info = cadence.info();
         for (start, end) in cadence.meetings(from, days, tz) {
             meetings.push((
                 start.timestamp(),
@@ -170,16 +177,19 @@ pub async fn outlook(
                     duration_minutes: cadence.duration_minutes,
                     location: cadence.location.clone(),
                     cadence: info.meeting_cadence,
+                    meeting_id: None,
+                    status: None,
                 },
             ));
         }
     }
-    meetings.sort_by(|(a, ma), (b, mb)| {
-        (a, &ma.tor_label, ma.tor_id).cmp(&(b, &mb.tor_label, mb.tor_id))
-    });
     let last = from
         .checked_add(jiff::Span::new().days(i64::from(days) - 1))
         .unwrap_or(from);
+    planned(conn, tz, &tors, from, last, &mut meetings).await?;
+    meetings.sort_by(|(a, ma), (b, mb)| {
+        (a, &ma.tor_label, ma.tor_id).cmp(&(b, &mb.tor_label, mb.tor_id))
+    });
     Ok(Outlook {
         timezone: tz.iana_name().unwrap_or("UTC").to_string(),
         from: from.to_string(),
@@ -187,6 +197,101 @@ pub async fn outlook(
         days,
         meetings: meetings.into_iter().map(|(_, m)| m).collect(),
     })
+}
+
+type PlannedRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<serde_json::Value>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Puts the planned meetings of `tors` from `from` to `last` into `meetings`: each takes the
+/// place of the projection at its time; a cancelled one removes it.
+async fn planned(
+    conn: &mut PgConnection,
+    tz: &TimeZone,
+    tors: &[(i64, String, String)],
+    from: Date,
+    last: Date,
+    meetings: &mut Vec<(jiff::Timestamp, Meeting)>,
+) -> DomainResult<()> {
+    let ids: Vec<i64> = tors.iter().map(|t| t.0).collect();
+    let rows: Vec<PlannedRow> = sqlx::query_as(
+        "SELECT m.id, mo.target_id, d.value #>> '{}', t.value #>> '{}', du.value, \
+                loc.value #>> '{}', s.value #>> '{}' \
+         FROM entities m \
+         JOIN relations mo ON mo.source_id = m.id \
+         JOIN entities mot ON mot.id = mo.relation_type_id AND mot.name = 'meeting_of' \
+         JOIN entity_properties d ON d.entity_id = m.id AND d.key = 'meeting_date' \
+         LEFT JOIN entity_properties t ON t.entity_id = m.id AND t.key = 'meeting_time' \
+         LEFT JOIN entity_properties du ON du.entity_id = m.id AND du.key = 'duration_minutes' \
+         LEFT JOIN entity_properties loc ON loc.entity_id = m.id AND loc.key = 'location' \
+         LEFT JOIN entity_properties s ON s.entity_id = m.id AND s.key = 'status' \
+         WHERE m.entity_type = 'meeting' AND mo.target_id = ANY($1) \
+           AND d.value #>> '{}' BETWEEN $2 AND $3",
+    )
+    .bind(&ids)
+    .bind(from.to_string())
+    .bind(last.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    for (meeting_id, tor_id, date, time, duration, location, status) in rows {
+        let Some((_, name, label)) = tors.iter().find(|t| t.0 == tor_id) else {
+            continue;
+        };
+        let time = time.unwrap_or_else(|| "09:00".into());
+        let Ok(date) = date.parse::<Date>() else {
+            continue;
+        };
+        let Some(start) =
+            cadence::parse_time(&time).and_then(|t| date.to_datetime(t).to_zoned(tz.clone()).ok())
+        else {
+            continue;
+        };
+        let duration = duration
+            .and_then(|d| d.as_u64())
+            .and_then(|d| u32::try_from(d).ok())
+            .unwrap_or(60);
+        let start_time = start.strftime("%H:%M").to_string();
+        let date = start.date().to_string();
+        // The projection at this time, if any, is what this meeting made real.
+        let mut cadence_name = "";
+        meetings.retain(|(_, m)| {
+            let same = m.tor_id == tor_id && m.date == date && m.start_time == start_time;
+            if same {
+                cadence_name = m.cadence;
+            }
+            !same
+        });
+        if status.as_deref() == Some("cancelled") {
+            continue;
+        }
+        let Ok(end) = start.checked_add(jiff::Span::new().minutes(duration)) else {
+            continue;
+        };
+        meetings.push((
+            start.timestamp(),
+            Meeting {
+                tor_id,
+                tor_name: name.clone(),
+                tor_label: label.clone(),
+                date,
+                start_time,
+                start: rfc3339(&start),
+                end: rfc3339(&end),
+                duration_minutes: duration,
+                location: location.unwrap_or_default(),
+                cadence: cadence_name,
+                meeting_id: Some(meeting_id),
+                status,
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// Today in `tz`.

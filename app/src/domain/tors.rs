@@ -358,6 +358,12 @@ pub async fn update(
 /// Deletes a ToR and its functions (and so who filled them).
 pub async fn delete(conn: &mut PgConnection, actor: &Actor, id: i64) -> DomainResult<()> {
     let tor = summary(&mut *conn, id).await?;
+    let items = super::pipeline::tor_item_count(&mut *conn, id).await?;
+    if items > 0 {
+        return Err(DomainError::Conflict(format!(
+            "this ToR has {items} suggestions, proposals or meetings; delete them first (held meetings are part of the record: deactivate the ToR instead)"
+        )));
+    }
     let function_ids: Vec<i64> = functions_in(&mut *conn, Some(&[id]))
         .await?
         .into_iter()

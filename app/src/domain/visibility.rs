@@ -19,17 +19,31 @@ pub fn type_permission(entity_type: &str) -> Option<&'static str> {
         kind::USER => Some(perm::USERS_VIEW),
         kind::ROLE | kind::PERMISSION => Some(perm::ROLES_MANAGE),
         kind::TOR | kind::TOR_FUNCTION => Some(perm::TORS_VIEW),
+        t if kind::PIPELINE.contains(&t) => Some(perm::TORS_VIEW),
         _ => None,
     }
 }
 
 /// Every entity type with a permission of its own.
-const PROTECTED_TYPES: [&str; 5] = [
+const PROTECTED_TYPES: [&str; 18] = [
     kind::USER,
     kind::ROLE,
     kind::PERMISSION,
     kind::TOR,
     kind::TOR_FUNCTION,
+    kind::SUGGESTION,
+    kind::PROPOSAL,
+    kind::MEETING,
+    kind::AGENDA_POINT,
+    kind::DECISION,
+    kind::MINUTES,
+    kind::MINUTES_SECTION,
+    kind::ACTION_ITEM,
+    kind::COA,
+    kind::COA_SECTION,
+    kind::OPINION,
+    kind::WORKFLOW_STATUS,
+    kind::WORKFLOW_TRANSITION,
 ];
 
 /// Whether a property key holds personal data or a secret.

@@ -14,6 +14,36 @@ pub mod kind {
     pub const TOR_FUNCTION: &str = "tor_function";
     pub const NAV_ITEM: &str = "nav_item";
     pub const RELATION_TYPE: &str = crate::store::RELATION_TYPE;
+    // The meeting pipeline (see [`crate::domain::pipeline`]).
+    pub const SUGGESTION: &str = "suggestion";
+    pub const PROPOSAL: &str = "proposal";
+    pub const MEETING: &str = "meeting";
+    pub const AGENDA_POINT: &str = "agenda_point";
+    pub const DECISION: &str = "decision";
+    pub const MINUTES: &str = "minutes";
+    pub const MINUTES_SECTION: &str = "minutes_section";
+    pub const ACTION_ITEM: &str = "action_item";
+    pub const COA: &str = "coa";
+    pub const COA_SECTION: &str = "coa_section";
+    pub const OPINION: &str = "opinion";
+    pub const WORKFLOW_STATUS: &str = "workflow_status";
+    pub const WORKFLOW_TRANSITION: &str = "workflow_transition";
+    /// Every entity type of the pipeline, written only through its own endpoints.
+    pub const PIPELINE: [&str; 13] = [
+        SUGGESTION,
+        PROPOSAL,
+        MEETING,
+        AGENDA_POINT,
+        DECISION,
+        MINUTES,
+        MINUTES_SECTION,
+        ACTION_ITEM,
+        COA,
+        COA_SECTION,
+        OPINION,
+        WORKFLOW_STATUS,
+        WORKFLOW_TRANSITION,
+    ];
 }
 
 /// Relation types (entities of type `relation_type`).
@@ -34,8 +64,46 @@ pub mod rel {
     pub const FEEDS_INTO: &str = "feeds_into";
     /// tor -> tor that decides what this one cannot
     pub const ESCALATES_TO: &str = "escalates_to";
+    /// suggestion -> tor
+    pub const SUGGESTED_TO: &str = "suggested_to";
+    /// suggestion -> the proposal accepting it created
+    pub const SPAWNS_PROPOSAL: &str = "spawns_proposal";
+    /// proposal -> tor
+    pub const SUBMITTED_TO: &str = "submitted_to";
+    /// meeting -> tor
+    pub const MEETING_OF: &str = "meeting_of";
+    /// agenda_point -> meeting
+    pub const AGENDA_OF: &str = "agenda_of";
+    /// proposal -> the agenda point scheduling it
+    pub const SPAWNS_AGENDA_POINT: &str = "spawns_agenda_point";
+    /// decision -> agenda_point
+    pub const DECIDES: &str = "decides";
+    /// minutes -> meeting
+    pub const MINUTES_OF: &str = "minutes_of";
+    /// minutes_section -> minutes
+    pub const SECTION_OF: &str = "section_of";
+    /// action_item -> minutes
+    pub const ACTION_OF: &str = "action_of";
+    /// action_item -> user who owns it
+    pub const ASSIGNED_TO: &str = "assigned_to";
+    /// user -> meeting (roll call; relation property `attendance`)
+    pub const ATTENDED: &str = "attended";
+    /// suggestion, proposal -> user who wrote it
+    pub const AUTHORED_BY: &str = "authored_by";
+    /// coa -> the agenda point that considers it
+    pub const COA_FOR: &str = "coa_for";
+    /// opinion -> agenda_point
+    pub const OPINION_ON: &str = "opinion_on";
+    /// opinion -> user who holds it
+    pub const OPINION_BY: &str = "opinion_by";
+    /// opinion -> the coa it prefers
+    pub const PREFERS_COA: &str = "prefers_coa";
+    /// workflow_transition -> workflow_status
+    pub const TRANSITION_FROM: &str = "transition_from";
+    /// workflow_transition -> workflow_status
+    pub const TRANSITION_TO: &str = "transition_to";
 
-    pub const ALL: [(&str, &str); 8] = [
+    pub const ALL: [(&str, &str); 27] = [
         (HAS_ROLE, "Has role"),
         (HAS_PERMISSION, "Has permission"),
         (INHERITS_ROLE, "Inherits role"),
@@ -44,6 +112,25 @@ pub mod rel {
         (REPORTS_TO, "Reports to"),
         (FEEDS_INTO, "Feeds into"),
         (ESCALATES_TO, "Escalates to"),
+        (SUGGESTED_TO, "Suggested to"),
+        (SPAWNS_PROPOSAL, "Spawns proposal"),
+        (SUBMITTED_TO, "Submitted to"),
+        (MEETING_OF, "Meeting of"),
+        (AGENDA_OF, "On the agenda of"),
+        (SPAWNS_AGENDA_POINT, "Spawns agenda point"),
+        (DECIDES, "Decides"),
+        (MINUTES_OF, "Minutes of"),
+        (SECTION_OF, "Section of"),
+        (ACTION_OF, "Action of"),
+        (ASSIGNED_TO, "Assigned to"),
+        (ATTENDED, "Attended"),
+        (AUTHORED_BY, "Authored by"),
+        (COA_FOR, "Course of action for"),
+        (OPINION_ON, "Opinion on"),
+        (OPINION_BY, "Opinion by"),
+        (PREFERS_COA, "Prefers course of action"),
+        (TRANSITION_FROM, "Transition from"),
+        (TRANSITION_TO, "Transition to"),
     ];
 }
 
@@ -59,8 +146,9 @@ pub mod perm {
     pub const AUDIT_VIEW: &str = "audit.view";
     pub const GRAPH_MANAGE: &str = "graph.manage";
     pub const DATA_MANAGE: &str = "data.manage";
+    pub const WORKFLOW_MANAGE: &str = "workflow.manage";
 
-    pub const ALL: [(&str, &str); 10] = [
+    pub const ALL: [(&str, &str); 11] = [
         (USERS_VIEW, "View users"),
         (USERS_MANAGE, "Create and edit users"),
         (ROLES_MANAGE, "Edit roles and their permissions"),
@@ -79,6 +167,10 @@ pub mod perm {
         (
             DATA_MANAGE,
             "Import and export all data (an import can grant any role)",
+        ),
+        (
+            WORKFLOW_MANAGE,
+            "Change which capability each workflow transition needs",
         ),
     ];
 }

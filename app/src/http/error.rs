@@ -151,6 +151,7 @@ impl From<DomainError> for AppError {
             DomainError::NotFound(m) => AppError::NotFound(m),
             DomainError::Conflict(m) => AppError::Conflict(m),
             DomainError::Invalid(m) => AppError::Validation(m),
+            DomainError::Forbidden(m) => AppError::Forbidden(m),
             DomainError::PasswordHash => {
                 AppError::internal(anyhow::anyhow!("password hashing failed"))
             }

@@ -71,7 +71,8 @@ async fn a_dry_run_reports_every_change_and_writes_nothing() {
     );
     assert_eq!(report.unknown_entity_types.get("suggestion"), Some(&1));
     assert_eq!(report.unknown_entity_types.get("meeting"), Some(&1));
-    assert_eq!(report.unknown_relation_types, ["submitted_to"]);
+    // `submitted_to` is built in since the meeting pipeline; `presented_to` is not.
+    assert_eq!(report.unknown_relation_types, ["presented_to"]);
     assert_eq!(report.secrets_dropped, 1);
     assert_eq!(report.users_without_password, ["ingrid", "odd"]);
     assert_eq!(
@@ -149,7 +150,7 @@ async fn an_import_brings_dependencies_cadences_and_people_but_no_secrets() {
         2
     );
     assert_eq!(
-        count(app.pool(), "SELECT count(*) FROM entities WHERE entity_type = 'relation_type' AND name = 'submitted_to'").await,
+        count(app.pool(), "SELECT count(*) FROM entities WHERE entity_type = 'relation_type' AND name = 'presented_to'").await,
         1
     );
     assert_eq!(

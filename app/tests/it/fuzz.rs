@@ -154,6 +154,84 @@ async fn fixture(app: &TestApp, api: &mut TestClient) -> Fixture {
             .await,
         201,
     ));
+    // The meeting pipeline: a suggestion, a meeting in progress with minutes, a section,
+    // an action item and a workflow transition.
+    let item = probe(&assert_status(
+        &api.post_json(
+            &format!("/api/v1/tors/{tor}/suggestions"),
+            &json!({"title": "fz"}),
+        )
+        .await,
+        201,
+    ));
+    let meeting = probe(&assert_status(
+        &api.post_json(
+            &format!("/api/v1/tors/{tor}/meetings"),
+            &json!({"date": "2031-01-01"}),
+        )
+        .await,
+        201,
+    ));
+    for to in ["confirmed", "in_progress"] {
+        assert_status(
+            &api.post_json(
+                &format!("/api/v1/items/{meeting}/transitions"),
+                &json!({"to": to}),
+            )
+            .await,
+            200,
+        );
+    }
+    let minutes = assert_status(
+        &api.post_json(&format!("/api/v1/meetings/{meeting}/minutes"), &json!({}))
+            .await,
+        201,
+    );
+    let section = minutes["sections"][0]["id"].as_i64().unwrap();
+    let minutes = probe(&minutes);
+    let action = probe(&assert_status(
+        &api.post_json(
+            &format!("/api/v1/minutes/{minutes}/action-items"),
+            &json!({"description": "fz", "owner_id": user}),
+        )
+        .await,
+        201,
+    ));
+    let transition = assert_status(&api.get("/api/v1/workflow").await, 200)["transitions"][0]["id"]
+        .as_i64()
+        .unwrap();
+    // A course of action with a section, on an agenda point of the meeting.
+    let point = probe(&assert_status(
+        &api.post_json(
+            &format!("/api/v1/meetings/{meeting}/agenda"),
+            &json!({"title": "fz point"}),
+        )
+        .await,
+        201,
+    ));
+    let coa = assert_status(
+        &api.post_json(
+            &format!("/api/v1/items/{point}/coas"),
+            &json!({"title": "fz", "sections": [{"title": "Cost", "body": "b"}]}),
+        )
+        .await,
+        201,
+    );
+    let coa = probe(&coa);
+    let coa_section: i64 = sqlx::query_scalar(
+        "SELECT id FROM entities WHERE entity_type = 'coa_section' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    ids.insert("coa", coa);
+    ids.insert("coa_section", coa_section);
+    ids.insert("item", item);
+    ids.insert("meeting", meeting);
+    ids.insert("minutes", minutes);
+    ids.insert("section", section);
+    ids.insert("action", action);
+    ids.insert("transition", transition);
     ids.insert("entity", a);
     ids.insert("entity2", b);
     ids.insert("relation", relation);
@@ -185,6 +263,14 @@ impl Fixture {
                 ("users", _) => "user",
                 ("tors", _) => "tor",
                 ("tokens", _) => "token",
+                ("items", _) => "item",
+                ("meetings", _) => "meeting",
+                ("minutes", "section") => "section",
+                ("minutes", _) => "minutes",
+                ("action-items", _) => "action",
+                ("coas", "section") => "coa_section",
+                ("coas", _) => "coa",
+                ("workflow", _) => "transition",
                 _ => panic!("no fixture for {name} in {template} (segment {i})"),
             };
             values.push(self.ids[key].to_string());
@@ -216,6 +302,20 @@ impl Fixture {
             ("PATCH", "/api/v1/tors/{id}/functions/{fid}") => json!({"label": "F",
                 "description": "d", "capabilities": ["tor.view"]}),
             ("POST", "/api/v1/tokens") => json!({"name": "fz"}),
+            ("POST", "/api/v1/items/{id}/transitions") => json!({"to": "rejected", "outcome": "o"}),
+            ("POST", "/api/v1/tors/{id}/meetings") => json!({"date": "2031-02-03",
+                "time": "10:00", "duration_minutes": 30, "location": "l", "title": "t"}),
+            ("POST", "/api/v1/minutes/{id}/action-items") => json!({"description": "d",
+                "owner_id": id("user"), "due_date": "2031-02-03"}),
+            ("PUT", "/api/v1/minutes/{id}/sections/{section}") => json!({"body": "b"}),
+            ("PUT", "/api/v1/meetings/{id}/attendance/{user_id}") => {
+                json!({"attendance": "present"})
+            }
+            ("PATCH", "/api/v1/action-items/{id}") => json!({"done": true}),
+            ("PUT", "/api/v1/coas/{id}/sections/{section}") => json!({"body": "b"}),
+            ("POST", "/api/v1/items/{id}/coas") => json!({"title": "t", "description": "d",
+                "sections": [{"title": "s", "body": "b"}]}),
+            ("POST", "/api/v1/items/{id}/opinions") => json!({"text": "t"}),
             ("POST", _) | ("PATCH", _) => json!({}),
             _ => return None,
         };
@@ -442,6 +542,10 @@ async fn no_html_form_answers_5xx_to_hostile_input() {
         "/entities".into(),
         "/governance".into(),
         "/audit".into(),
+        format!("/tors/{}/pipeline", fixture.ids["tor"]),
+        format!("/meetings/{}", fixture.ids["meeting"]),
+        format!("/minutes/{}", fixture.ids["minutes"]),
+        "/workflow".into(),
     ];
     let mut all: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for page in &pages {

@@ -42,6 +42,7 @@ pub(crate) fn managed_elsewhere(entity_type: &str) -> Option<&'static str> {
         kind::USER => Some("/api/v1/users"),
         kind::TOR | kind::TOR_FUNCTION => Some("/api/v1/tors"),
         kind::ROLE | kind::PERMISSION => Some("the roles administration"),
+        t if kind::PIPELINE.contains(&t) => Some("the meeting pipeline's endpoints"),
         _ => None,
     }
 }

@@ -3,11 +3,14 @@
 //! unknown paths and wrong methods, is JSON; errors carry a stable code (see `docs/api.md`).
 
 pub mod audit;
+pub mod coa;
 pub mod entities;
 pub mod governance;
 pub mod graph;
+pub mod meetings;
 pub mod outlook;
 pub mod pagination;
+pub mod pipeline;
 pub mod relations;
 pub mod tokens;
 pub mod tor_dependencies;
@@ -37,6 +40,9 @@ pub fn router() -> Router<AppState> {
         .merge(tors::router())
         .merge(tor_dependencies::router())
         .merge(outlook::router())
+        .merge(pipeline::router())
+        .merge(meetings::router())
+        .merge(coa::router())
         .merge(governance::router())
         .merge(graph::router())
         .merge(tokens::router())

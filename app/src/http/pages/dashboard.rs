@@ -48,6 +48,8 @@ struct DashboardPage {
     positions: Vec<Position>,
     /// `None` without `audit.view`.
     recent: Option<Vec<AuditRow>>,
+    /// Next meetings, open action items, items waiting for the reader's move.
+    pipeline: crate::domain::pipeline::dashboard::ReaderPipeline,
 }
 
 async fn dashboard(
@@ -123,8 +125,15 @@ async fn render_dashboard(
         None
     };
 
+    let today = crate::domain::outlook::today(&state.config.timezone).to_string();
+    let pipeline = {
+        let mut conn = state.db.acquire().await?;
+        crate::domain::pipeline::dashboard::for_reader(&mut conn, user.id, &today).await?
+    };
+
     let page = DashboardPage {
         layout: Layout::new(state, session, Some(user), "Dashboard", "/").await?,
+        pipeline,
         counts: Counts {
             tors,
             users,

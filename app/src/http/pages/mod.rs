@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod coa;
 pub mod confirm;
 pub mod dashboard;
 pub mod data;
@@ -11,12 +12,15 @@ pub mod errors;
 pub mod form;
 pub mod governance;
 pub mod layout;
+pub mod meetings;
 pub mod outlook;
+pub mod pipeline;
 pub mod resubmit;
 pub mod roles;
 pub mod tor_dependencies;
 pub mod tors;
 pub mod users;
+pub mod workflow;
 
 use axum::Router;
 use axum::http::header;
@@ -27,6 +31,7 @@ use super::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
+        .route("/static/print.css", get(print_stylesheet))
         .route("/static/governance-map.js", get(governance_map_script))
         .route("/static/data-import.js", get(data_import_script))
         .merge(auth::router())
@@ -38,6 +43,10 @@ pub fn router() -> Router<AppState> {
         .merge(tors::router())
         .merge(tor_dependencies::router())
         .merge(outlook::router())
+        .merge(pipeline::router())
+        .merge(meetings::router())
+        .merge(coa::router())
+        .merge(workflow::router())
         .merge(governance::router())
         .merge(entities::router())
         .merge(resubmit::router())
@@ -52,6 +61,16 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../../static/app.css"),
+    )
+}
+
+async fn print_stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/print.css"),
     )
 }
 
