@@ -1,7 +1,7 @@
 //! The pipeline's pages and forms as a browser posts them (session, CSRF token): who may see
 //! and use each (403 pages otherwise), and mistakes answered with a readable page.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::domain::audit::Actor;
 use ahlt::domain::kind;

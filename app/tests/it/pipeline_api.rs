@@ -2,7 +2,7 @@
 //! suggestion to distributed minutes, every move allowed and refused by the workflow data,
 //! the capability each route needs (403 without it), and deletes that cascade or refuse.
 
-mod api_support;
+use crate::api_support;
 
 use ahlt::domain::audit::Actor;
 use ahlt::domain::tors::{self, NewFunction, NewTor};
