@@ -26,7 +26,7 @@ use crate::auth::tokens;
 use crate::domain::{Capability, kind, users};
 use crate::graph::bench::ScratchDatabase;
 use crate::local_postgres::default_search_path;
-use crate::seed;
+use crate::{seed, store};
 
 const BENCH_TYPE: &str = "bench_item";
 
@@ -50,6 +50,8 @@ pub struct HttpBenchReport {
     pub connections: u32,
     pub app_reads_per_sec: f64,
     pub app_read_p50_ms: f64,
+    /// CPU time of the `ahlt serve` process per read (user + system).
+    pub app_cpu_per_read_us: f64,
     pub pgbench_tps: f64,
     pub writes_during_reads: i64,
     pub abac_p50_ms: f64,
@@ -73,6 +75,11 @@ impl fmt::Display for HttpBenchReport {
             f,
             "GET /api/v1/entities/{{id}} (bearer token): {:.0} req/s, p50 {:.2} ms",
             self.app_reads_per_sec, self.app_read_p50_ms
+        )?;
+        writeln!(
+            f,
+            "  app CPU per read (user + system):      {:.0} us",
+            self.app_cpu_per_read_us
         )?;
         writeln!(
             f,
@@ -174,6 +181,7 @@ async fn run_on(
         ),
     )?;
     let xid_before = next_transaction_id(&pool).await?;
+    let cpu_before = server.cpu_time()?;
     let reads = wrk(
         &tools.wrk,
         &server.base_url,
@@ -184,6 +192,7 @@ async fn run_on(
     )
     .await?;
     let writes = next_transaction_id(&pool).await? - xid_before;
+    let app_cpu = server.cpu_time()? - cpu_before;
 
     let capability = Capability::ALL[0].as_str();
     let abac = wrk(
@@ -206,6 +215,8 @@ async fn run_on(
         connections: args.connections,
         app_reads_per_sec: reads.requests_per_sec,
         app_read_p50_ms: reads.p50_ms,
+        app_cpu_per_read_us: app_cpu.as_secs_f64() * 1e6
+            / (reads.requests_per_sec * f64::from(args.seconds)),
         pgbench_tps,
         writes_during_reads: writes,
         abac_p50_ms: abac.p50_ms,
@@ -334,6 +345,27 @@ impl Server {
         }
     }
 
+    /// User plus system CPU time the server process has used so far.
+    fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let pid = self.child.id().context("the server has exited")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let after_name = stat.rsplit_once(')').context("/proc/<pid>/stat")?.1;
+        let fields: Vec<u64> = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks_per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64;
+        Ok(Duration::from_secs_f64(
+            fields.iter().sum::<u64>() as f64 / ticks_per_sec,
+        ))
+    }
+
     async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::kill(
@@ -412,8 +444,9 @@ fn wrk_duration_ms(value: &str) -> Option<f64> {
     }
 }
 
-/// pgbench of the two statements `GET /api/v1/entities/{id}` runs (see
-/// `store::get_entity_in`), prepared like sqlx prepares them; returns transactions/s.
+/// pgbench of the statement `GET /api/v1/entities/{id}` runs
+/// ([`store::ENTITY_WITH_PROPERTIES_BY_ID`]), prepared like sqlx prepares it; returns
+/// transactions (= statements) per second.
 async fn pgbench(
     tools: &Tools,
     database_url: &str,
@@ -423,13 +456,10 @@ async fn pgbench(
     args: &HttpBenchArgs,
 ) -> anyhow::Result<f64> {
     let script = dir.join("entity.sql");
+    let statement = store::ENTITY_WITH_PROPERTIES_BY_ID.replace("$1", ":id");
     std::fs::write(
         &script,
-        format!(
-            "\\set id random({lo}, {hi})\n\
-             SELECT id, entity_type, name, label, sort_order, is_active, created_at, updated_at FROM entities WHERE id = :id;\n\
-             SELECT entity_id, key, value FROM entity_properties WHERE entity_id = ANY(ARRAY[:id]::bigint[]) ORDER BY key;\n"
-        ),
+        format!("\\set id random({lo}, {hi})\n{statement};\n"),
     )?;
     let url = url::Url::parse(database_url).context("the scratch database URL")?;
     let mut command = Command::new(&tools.pgbench);
