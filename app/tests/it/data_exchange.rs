@@ -524,3 +524,128 @@ async fn the_data_page_imports_and_exports_for_data_managers_only() {
     assert!(doc.entities.iter().any(|e| e.name == "berth_planning"));
     assert!(!r.text().contains("$argon2"));
 }
+
+/// Upstream's workflow, in the shape of its `data/seed/ontology.json`: transitions gated by
+/// a permission arrive gated by the capability for the same work; a move this app already
+/// has under another name, and a gate with no capability counterpart, are reported.
+const UPSTREAM_WORKFLOW: &str = include_str!("../fixtures/upstream-workflow.json");
+
+#[tokio::test]
+async fn upstream_workflow_gates_become_capabilities_and_what_cannot_is_reported() {
+    use ahlt::domain::Capability;
+    use ahlt::domain::pipeline::workflow;
+
+    let app = TestApp::new().await;
+    let doc = Document::parse(UPSTREAM_WORKFLOW).unwrap();
+    let moves = |transitions: Vec<workflow::Transition>| -> Vec<(String, String, String, Capability, bool)> {
+        transitions
+            .into_iter()
+            .map(|t| (t.scope, t.from, t.to, t.required_capability, t.requires_outcome))
+            .collect()
+    };
+    let before = moves(workflow::transitions(app.pool()).await.unwrap());
+
+    let dry = import(app.pool(), &doc, ConflictMode::Skip, true).await;
+    assert!(dry.errors.is_empty() && !dry.committed, "{dry:?}");
+    assert!(dry.unknown_entity_types.is_empty(), "{dry:?}");
+    assert_eq!(
+        dry.workflow_gates,
+        vec![
+            "workflow_transition:proposal.draft_to_rejected: upstream permission proposal.approve → capability decision.approve",
+            "workflow_transition:suggestion.accepted_to_rejected: upstream permission suggestion.review → capability agenda.set",
+        ]
+    );
+    assert_eq!(dry.not_mapped.len(), 2, "{:?}", dry.not_mapped);
+    assert!(
+        dry.not_mapped[0].starts_with("workflow_transition:proposal.submitted_to_review: the move proposal submitted → under_review is already the transition proposal.submitted_to_under_review"),
+        "{:?}",
+        dry.not_mapped
+    );
+    assert!(
+        dry.not_mapped[1].starts_with("workflow_transition:minutes.approved_to_draft: upstream permission \"workflow.manage\" is a global permission"),
+        "{:?}",
+        dry.not_mapped
+    );
+    assert!(
+        ahlt::data_cli::describe(&dry)
+            .contains("not mapped: workflow_transition:minutes.approved_to_draft")
+    );
+    assert_eq!(
+        moves(workflow::transitions(app.pool()).await.unwrap()),
+        before
+    );
+
+    let report = import(app.pool(), &doc, ConflictMode::Skip, false).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(report.workflow_gates, dry.workflow_gates);
+    assert_eq!(report.not_mapped, dry.not_mapped);
+    let after = moves(workflow::transitions(app.pool()).await.unwrap());
+    let added: Vec<_> = after
+        .iter()
+        .filter(|m| !before.contains(m))
+        .cloned()
+        .collect();
+    let own = |s: &str| s.to_owned();
+    assert_eq!(
+        added,
+        vec![
+            (
+                own("proposal"),
+                own("draft"),
+                own("rejected"),
+                Capability::ApproveDecisions,
+                true
+            ),
+            (
+                own("suggestion"),
+                own("accepted"),
+                own("rejected"),
+                Capability::SetAgenda,
+                false
+            ),
+        ]
+    );
+    // The unmapped one is there (reported, not dropped) but offers nothing; the duplicate
+    // is not there at all.
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM entities WHERE entity_type = 'workflow_transition' \
+         AND name IN ('minutes.approved_to_draft', 'proposal.submitted_to_review')",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(names, vec!["minutes.approved_to_draft"]);
+
+    // Exported, every transition names an upstream permission too; the export imports
+    // into a fresh database as the same data.
+    let exported = data::export(app.pool()).await.unwrap();
+    let permission = |name: &str| {
+        exported
+            .entities
+            .iter()
+            .find(|e| e.entity_type == "workflow_transition" && e.name == name)
+            .and_then(|e| e.properties.get("required_permission"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        permission("proposal.under_review_to_approved").as_deref(),
+        Some("proposal.approve")
+    );
+    assert_eq!(
+        permission("meeting.projected_to_confirmed").as_deref(),
+        Some("meeting.call")
+    );
+    assert_eq!(
+        permission("minutes.approved_to_draft").as_deref(),
+        Some("workflow.manage")
+    );
+    let fresh = TestApp::new().await;
+    let report = import(fresh.pool(), &exported, ConflictMode::Upsert, false).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(snapshot(fresh.pool()).await, exported.sorted());
+    assert_eq!(
+        moves(workflow::transitions(fresh.pool()).await.unwrap()),
+        after
+    );
+}

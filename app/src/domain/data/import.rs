@@ -15,13 +15,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 
+use super::upstream_workflow;
 use super::{
     ConflictMode, Document, EntityRecord, ImportOptions, KNOWN_ENTITY_TYPES, RelationRecord,
     UnknownPolicy, parse_ref,
 };
 use crate::domain::audit::{self, Actor};
 use crate::domain::dependencies::DependencyKind;
-use crate::domain::{DomainError, DomainResult, kind, rel};
+use crate::domain::pipeline::workflow::key as wf;
+use crate::domain::{Capability, DomainError, DomainResult, kind, rel};
 use crate::graph::is_secret;
 use crate::store::ident::is_valid_ident;
 use crate::store::{self, EntityPatch, NewEntity, StoreError};
@@ -54,6 +56,12 @@ pub struct ImportReport {
     pub secrets_dropped: usize,
     /// Users created without a password (set one before they can log in).
     pub users_without_password: Vec<String>,
+    /// Upstream workflow gates translated: `workflow_transition:<name>: upstream permission
+    /// <p> → capability <c>` (see [`super::upstream_workflow`]).
+    pub workflow_gates: Vec<String>,
+    /// What could not be brought over as it was meant, each with the reason (imported
+    /// without effect, or left out).
+    pub not_mapped: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -146,6 +154,23 @@ impl Importer<'_> {
         let properties = self.without_secrets(&record.properties);
         let existing =
             store::find_entity(&mut *self.conn, &record.entity_type, &record.name).await?;
+        let properties = if record.entity_type == kind::WORKFLOW_TRANSITION
+            && (existing.is_none() || self.options.mode == ConflictMode::Upsert)
+        {
+            match self
+                .workflow_gate(&reference, &record.name, properties)
+                .await?
+            {
+                Some(properties) => properties,
+                None => {
+                    self.left_out.insert(reference);
+                    self.report.entities.skipped += 1;
+                    return Ok(());
+                }
+            }
+        } else {
+            properties
+        };
         let Some(existing) = existing else {
             let mut new = NewEntity::new(&record.entity_type, &record.name).label(&record.label);
             new.sort_order = record.sort_order;
@@ -230,6 +255,77 @@ impl Importer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A workflow transition's gate in this app's terms: upstream's `required_permission`
+    /// mapped to `required_capability` (both kept, so the file goes back to upstream
+    /// intact). `None`: leave it out, because another transition already makes the same move.
+    async fn workflow_gate(
+        &mut self,
+        reference: &str,
+        name: &str,
+        mut properties: BTreeMap<String, Value>,
+    ) -> DomainResult<Option<BTreeMap<String, Value>>> {
+        let text = |key: &str| {
+            properties
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let (capability, permission) = (text(wf::CAPABILITY), text(upstream_workflow::PERMISSION));
+        let (scope, from, to) = (text(wf::SCOPE), text(wf::FROM), text(wf::TO));
+        let not_offered = "it is imported but not offered until an administrator chooses a capability at /workflow";
+        match (capability, permission) {
+            (Some(capability), _) if capability.parse::<Capability>().is_ok() => {}
+            (Some(capability), _) => self.report.not_mapped.push(format!(
+                "{reference}: {capability:?} is not a capability; {not_offered}"
+            )),
+            (None, Some(permission)) => match upstream_workflow::capability_for(&permission) {
+                Some(capability) => {
+                    properties.insert(wf::CAPABILITY.to_owned(), json!(capability.as_str()));
+                    self.report.workflow_gates.push(format!(
+                        "{reference}: upstream permission {permission} → capability {capability}"
+                    ));
+                }
+                None => self.report.not_mapped.push(format!(
+                    "{reference}: upstream permission {permission:?} is a global permission with no capability on a ToR; {not_offered}"
+                )),
+            },
+            (None, None) => self.report.not_mapped.push(format!(
+                "{reference}: names neither a permission nor a capability; {not_offered}"
+            )),
+        }
+        let (Some(scope), Some(from), Some(to)) = (scope, from, to) else {
+            return Ok(Some(properties));
+        };
+        let same_move: Option<String> = sqlx::query_scalar(
+            "SELECT e.name FROM entities e WHERE e.entity_type = 'workflow_transition' \
+               AND e.is_active AND e.name <> $1 \
+               AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $2 AND p.value #>> '{}' = $3) \
+               AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $4 AND p.value #>> '{}' = $5) \
+               AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $6 AND p.value #>> '{}' = $7) \
+             ORDER BY e.id LIMIT 1",
+        )
+        .bind(name)
+        .bind(wf::SCOPE)
+        .bind(&scope)
+        .bind(wf::FROM)
+        .bind(&from)
+        .bind(wf::TO)
+        .bind(&to)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        if let Some(existing) = same_move {
+            // Two transitions for one move would offer the same button twice.
+            self.report
+                .workflow_gates
+                .retain(|line| !line.starts_with(&format!("{reference}:")));
+            self.report.not_mapped.push(format!(
+                "{reference}: the move {scope} {from} → {to} is already the transition {existing}; left out"
+            ));
+            return Ok(None);
+        }
+        Ok(Some(properties))
     }
 
     /// Makes sure relation type `name` exists, as the unknown policy says; false: leave the

@@ -16,6 +16,7 @@
 
 mod export;
 mod import;
+pub mod upstream_workflow;
 
 use std::collections::BTreeMap;
 
@@ -122,7 +123,7 @@ pub struct ImportOptions {
 }
 
 /// Entity types this app knows.
-pub const KNOWN_ENTITY_TYPES: [&str; 7] = [
+pub const KNOWN_ENTITY_TYPES: [&str; 9] = [
     super::kind::USER,
     super::kind::ROLE,
     super::kind::PERMISSION,
@@ -130,6 +131,8 @@ pub const KNOWN_ENTITY_TYPES: [&str; 7] = [
     super::kind::TOR_FUNCTION,
     super::kind::NAV_ITEM,
     super::kind::RELATION_TYPE,
+    super::kind::WORKFLOW_STATUS,
+    super::kind::WORKFLOW_TRANSITION,
 ];
 
 /// Splits `type:name` (the type has no colon; the name may).
