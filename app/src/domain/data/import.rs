@@ -22,8 +22,7 @@ use super::{
 };
 use crate::domain::audit::{self, Actor};
 use crate::domain::dependencies::DependencyKind;
-use crate::domain::pipeline::workflow::key as wf;
-use crate::domain::{Capability, DomainError, DomainResult, kind, rel};
+use crate::domain::{DomainError, DomainResult, kind, rel};
 use crate::graph::is_secret;
 use crate::store::ident::is_valid_ident;
 use crate::store::{self, EntityPatch, NewEntity, StoreError};
@@ -157,10 +156,15 @@ impl Importer<'_> {
         let properties = if record.entity_type == kind::WORKFLOW_TRANSITION
             && (existing.is_none() || self.options.mode == ConflictMode::Upsert)
         {
-            match self
-                .workflow_gate(&reference, &record.name, properties)
-                .await?
-            {
+            let gate = upstream_workflow::gate(
+                &mut *self.conn,
+                &mut self.report,
+                &reference,
+                &record.name,
+                properties,
+            )
+            .await?;
+            match gate {
                 Some(properties) => properties,
                 None => {
                     self.left_out.insert(reference);
@@ -255,77 +259,6 @@ impl Importer<'_> {
             }
         }
         Ok(())
-    }
-
-    /// A workflow transition's gate in this app's terms: upstream's `required_permission`
-    /// mapped to `required_capability` (both kept, so the file goes back to upstream
-    /// intact). `None`: leave it out, because another transition already makes the same move.
-    async fn workflow_gate(
-        &mut self,
-        reference: &str,
-        name: &str,
-        mut properties: BTreeMap<String, Value>,
-    ) -> DomainResult<Option<BTreeMap<String, Value>>> {
-        let text = |key: &str| {
-            properties
-                .get(key)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        let (capability, permission) = (text(wf::CAPABILITY), text(upstream_workflow::PERMISSION));
-        let (scope, from, to) = (text(wf::SCOPE), text(wf::FROM), text(wf::TO));
-        let not_offered = "it is imported but not offered until an administrator chooses a capability at /workflow";
-        match (capability, permission) {
-            (Some(capability), _) if capability.parse::<Capability>().is_ok() => {}
-            (Some(capability), _) => self.report.not_mapped.push(format!(
-                "{reference}: {capability:?} is not a capability; {not_offered}"
-            )),
-            (None, Some(permission)) => match upstream_workflow::capability_for(&permission) {
-                Some(capability) => {
-                    properties.insert(wf::CAPABILITY.to_owned(), json!(capability.as_str()));
-                    self.report.workflow_gates.push(format!(
-                        "{reference}: upstream permission {permission} → capability {capability}"
-                    ));
-                }
-                None => self.report.not_mapped.push(format!(
-                    "{reference}: upstream permission {permission:?} is a global permission with no capability on a ToR; {not_offered}"
-                )),
-            },
-            (None, None) => self.report.not_mapped.push(format!(
-                "{reference}: names neither a permission nor a capability; {not_offered}"
-            )),
-        }
-        let (Some(scope), Some(from), Some(to)) = (scope, from, to) else {
-            return Ok(Some(properties));
-        };
-        let same_move: Option<String> = sqlx::query_scalar(
-            "SELECT e.name FROM entities e WHERE e.entity_type = 'workflow_transition' \
-               AND e.is_active AND e.name <> $1 \
-               AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $2 AND p.value #>> '{}' = $3) \
-               AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $4 AND p.value #>> '{}' = $5) \
-               AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $6 AND p.value #>> '{}' = $7) \
-             ORDER BY e.id LIMIT 1",
-        )
-        .bind(name)
-        .bind(wf::SCOPE)
-        .bind(&scope)
-        .bind(wf::FROM)
-        .bind(&from)
-        .bind(wf::TO)
-        .bind(&to)
-        .fetch_optional(&mut *self.conn)
-        .await?;
-        if let Some(existing) = same_move {
-            // Two transitions for one move would offer the same button twice.
-            self.report
-                .workflow_gates
-                .retain(|line| !line.starts_with(&format!("{reference}:")));
-            self.report.not_mapped.push(format!(
-                "{reference}: the move {scope} {from} → {to} is already the transition {existing}; left out"
-            ));
-            return Ok(None);
-        }
-        Ok(Some(properties))
     }
 
     /// Makes sure relation type `name` exists, as the unknown policy says; false: leave the

@@ -9,8 +9,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::domain::Capability;
-use crate::domain::pipeline::workflow::key;
+use sqlx::PgConnection;
+
+use super::ImportReport;
+use crate::domain::pipeline::workflow::key as wf;
+use crate::domain::{Capability, DomainResult};
 
 /// Upstream's property for a transition's gate.
 pub const PERMISSION: &str = "required_permission";
@@ -84,13 +87,86 @@ pub fn add_permission(properties: &mut BTreeMap<String, Value>) {
         return;
     }
     let text = |k: &str| properties.get(k).and_then(Value::as_str);
-    let (Some(scope), Some(capability)) = (text(key::SCOPE), text(key::CAPABILITY)) else {
+    let (Some(scope), Some(capability)) = (text(wf::SCOPE), text(wf::CAPABILITY)) else {
         return;
     };
     if let Ok(capability) = capability.parse::<Capability>() {
         let permission = permission_for(scope, capability);
         properties.insert(PERMISSION.to_owned(), json!(permission));
     }
+}
+
+/// A workflow transition's gate in this app's terms: upstream's `required_permission`
+/// mapped to `required_capability` (both kept, so the file goes back to upstream
+/// intact). `None`: leave it out, because another transition already makes the same move.
+pub(super) async fn gate(
+    conn: &mut PgConnection,
+    report: &mut ImportReport,
+    reference: &str,
+    name: &str,
+    mut properties: BTreeMap<String, Value>,
+) -> DomainResult<Option<BTreeMap<String, Value>>> {
+    let text = |key: &str| {
+        properties
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let (capability, permission) = (text(wf::CAPABILITY), text(PERMISSION));
+    let (scope, from, to) = (text(wf::SCOPE), text(wf::FROM), text(wf::TO));
+    let not_offered =
+        "it is imported but not offered until an administrator chooses a capability at /workflow";
+    match (capability, permission) {
+        (Some(capability), _) if capability.parse::<Capability>().is_ok() => {}
+        (Some(capability), _) => report.not_mapped.push(format!(
+            "{reference}: {capability:?} is not a capability; {not_offered}"
+        )),
+        (None, Some(permission)) => match capability_for(&permission) {
+            Some(capability) => {
+                properties.insert(wf::CAPABILITY.to_owned(), json!(capability.as_str()));
+                report.workflow_gates.push(format!(
+                    "{reference}: upstream permission {permission} → capability {capability}"
+                ));
+            }
+            None => report.not_mapped.push(format!(
+                "{reference}: upstream permission {permission:?} is a global permission with no capability on a ToR; {not_offered}"
+            )),
+        },
+        (None, None) => report.not_mapped.push(format!(
+            "{reference}: names neither a permission nor a capability; {not_offered}"
+        )),
+    }
+    let (Some(scope), Some(from), Some(to)) = (scope, from, to) else {
+        return Ok(Some(properties));
+    };
+    let same_move: Option<String> = sqlx::query_scalar(
+        "SELECT e.name FROM entities e WHERE e.entity_type = 'workflow_transition' \
+           AND e.is_active AND e.name <> $1 \
+           AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $2 AND p.value #>> '{}' = $3) \
+           AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $4 AND p.value #>> '{}' = $5) \
+           AND EXISTS (SELECT 1 FROM entity_properties p WHERE p.entity_id = e.id AND p.key = $6 AND p.value #>> '{}' = $7) \
+         ORDER BY e.id LIMIT 1",
+    )
+    .bind(name)
+    .bind(wf::SCOPE)
+    .bind(&scope)
+    .bind(wf::FROM)
+    .bind(&from)
+    .bind(wf::TO)
+    .bind(&to)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(existing) = same_move {
+        // Two transitions for one move would offer the same button twice.
+        report
+            .workflow_gates
+            .retain(|line| !line.starts_with(&format!("{reference}:")));
+        report.not_mapped.push(format!(
+            "{reference}: the move {scope} {from} → {to} is already the transition {existing}; left out"
+        ));
+        return Ok(None);
+    }
+    Ok(Some(properties))
 }
 
 #[cfg(test)]
