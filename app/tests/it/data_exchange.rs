@@ -222,6 +222,7 @@ async fn upsert_updates_what_the_file_names_and_fail_refuses_everything() {
     let before = snapshot(app.pool()).await;
     let mut with_new = fixture();
     with_new.entities.push(data::EntityRecord {
+        id: None,
         entity_type: "tor".into(),
         name: "new_board".into(),
         label: "New".into(),
@@ -648,4 +649,83 @@ async fn upstream_workflow_gates_become_capabilities_and_what_cannot_is_reported
         moves(workflow::transitions(fresh.pool()).await.unwrap()),
         after
     );
+}
+
+/// Upstream's suggestions and proposals (its data manager's export, with `id`s): they arrive
+/// as this app's items of the ToR, with their authors and rejection reasons; an author the
+/// file does not hold is reported; the export goes back unchanged.
+const UPSTREAM_PIPELINE: &str = include_str!("../fixtures/upstream-pipeline.json");
+
+#[tokio::test]
+async fn upstream_suggestions_and_proposals_arrive_with_authors_and_reasons() {
+    use ahlt::domain::pipeline;
+
+    let app = TestApp::new().await;
+    let doc = Document::parse(UPSTREAM_PIPELINE).unwrap();
+    let report = import(app.pool(), &doc, ConflictMode::Skip, false).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(
+        report.not_mapped,
+        vec![
+            "suggestion:suggestion_2026_02_09_3: its author (submitted_by_id \"99\") is no user in the files; imported without an author"
+        ]
+    );
+    let id = |entity_type: &'static str, name: &'static str| {
+        let pool = app.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM entities WHERE entity_type = $1 AND name = $2",
+            )
+            .bind(entity_type)
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let alice = id("user", "alice").await;
+    let tor = id("tor", "pb").await;
+    let rejected = id("suggestion", "suggestion_2026_02_02_3").await;
+    let accepted = id("suggestion", "suggestion_2026_02_05_3").await;
+    let orphan = id("suggestion", "suggestion_2026_02_09_3").await;
+    let proposal = id("proposal", "new_tug_contract").await;
+
+    let mut conn = app.pool().acquire().await.unwrap();
+    let item = pipeline::load(&mut conn, rejected, None).await.unwrap();
+    assert_eq!(
+        (item.tor_id, item.status.as_str(), item.outcome.as_str()),
+        (tor, "rejected", "Out of scope for this board")
+    );
+    let item = pipeline::load(&mut conn, proposal, None).await.unwrap();
+    assert_eq!((item.tor_id, item.status.as_str()), (tor, "approved"));
+    for authored in [rejected, accepted, proposal] {
+        assert_eq!(
+            pipeline::authors(&mut *conn, authored).await.unwrap(),
+            vec![alice]
+        );
+    }
+    assert!(
+        pipeline::authors(&mut *conn, orphan)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(conn);
+
+    // Importing the same file again changes nothing and adds no second author.
+    let again = import(app.pool(), &doc, ConflictMode::Skip, false).await;
+    assert_eq!((again.entities.created, again.relations.created), (0, 0));
+
+    let exported = data::export(app.pool()).await.unwrap();
+    let reason = exported
+        .entities
+        .iter()
+        .find(|e| e.name == "suggestion_2026_02_02_3")
+        .and_then(|e| e.properties.get("rejection_reason"))
+        .cloned();
+    assert_eq!(reason, Some(json!("Out of scope for this board")));
+    let fresh = TestApp::new().await;
+    let report = import(fresh.pool(), &exported, ConflictMode::Upsert, false).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(snapshot(fresh.pool()).await, exported.sorted());
 }

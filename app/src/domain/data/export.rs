@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::{Document, EntityRecord, RelationRecord, upstream_workflow};
+use super::{Document, EntityRecord, RelationRecord, upstream_items, upstream_workflow};
 use crate::domain::{DomainResult, kind};
 use crate::graph::is_secret;
 
@@ -53,7 +53,9 @@ pub async fn export(pool: &PgPool) -> DomainResult<Document> {
                     if entity_type == kind::WORKFLOW_TRANSITION {
                         upstream_workflow::add_permission(&mut properties);
                     }
+                    upstream_items::add_rejection_reason(&entity_type, &mut properties);
                     EntityRecord {
+                        id: None,
                         entity_type,
                         name,
                         label,

@@ -15,11 +15,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 
-use super::upstream_workflow;
 use super::{
     ConflictMode, Document, EntityRecord, ImportOptions, KNOWN_ENTITY_TYPES, RelationRecord,
     UnknownPolicy, parse_ref,
 };
+use super::{upstream_items, upstream_workflow};
 use crate::domain::audit::{self, Actor};
 use crate::domain::dependencies::DependencyKind;
 use crate::domain::{DomainError, DomainResult, kind, rel};
@@ -77,6 +77,8 @@ struct Importer<'a> {
     /// `type:name` of entities left out by the unknown-type policy.
     left_out: HashSet<String>,
     relation_types: HashSet<String>,
+    /// `type:name` of the entities this import created.
+    created: HashSet<String>,
 }
 
 /// A store error that concerns one record (reported) or the database (fatal).
@@ -150,7 +152,8 @@ impl Importer<'_> {
                 }
             }
         }
-        let properties = self.without_secrets(&record.properties);
+        let mut properties = self.without_secrets(&record.properties);
+        upstream_items::adapt_properties(&record.entity_type, &mut properties);
         let existing =
             store::find_entity(&mut *self.conn, &record.entity_type, &record.name).await?;
         let properties = if record.entity_type == kind::WORKFLOW_TRANSITION
@@ -190,6 +193,7 @@ impl Importer<'_> {
                         store::update_entity(&mut *self.conn, id, &patch).await?;
                     }
                     self.ids.insert(reference.clone(), Some(id));
+                    self.created.insert(reference.clone());
                     if record.entity_type == kind::RELATION_TYPE {
                         self.relation_types.insert(record.name.clone());
                     }
@@ -461,12 +465,20 @@ pub async fn import(
         ids: HashMap::new(),
         left_out: HashSet::new(),
         relation_types: HashSet::new(),
+        created: HashSet::new(),
     };
     for document in documents {
         for record in &document.entities {
             importer.entity(record).await?;
         }
     }
+    upstream_items::link_authors(
+        &mut *importer.conn,
+        &mut importer.report,
+        documents,
+        &importer.created,
+    )
+    .await?;
     for document in documents {
         for record in &document.relations {
             importer.relation(record).await?;

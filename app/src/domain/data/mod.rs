@@ -16,6 +16,7 @@
 
 mod export;
 mod import;
+mod upstream_items;
 pub mod upstream_workflow;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,10 @@ pub struct Document {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityRecord {
+    /// Upstream's database id, read to resolve upstream's id-valued properties (an item's
+    /// `submitted_by_id`); never written.
+    #[serde(default, skip_serializing)]
+    pub id: Option<i64>,
     pub entity_type: String,
     pub name: String,
     #[serde(default)]
