@@ -651,14 +651,16 @@ async fn upstream_workflow_gates_become_capabilities_and_what_cannot_is_reported
     );
 }
 
-/// Upstream's suggestions and proposals (its data manager's export, with `id`s): they arrive
-/// as this app's items of the ToR, with their authors and rejection reasons; an author the
-/// file does not hold is reported; the export goes back unchanged.
+/// A pipeline cycle in upstream's shape (its data manager's export, with `id`s): suggestions
+/// and proposals arrive as this app's items of the ToR with their authors and rejection
+/// reasons (an author the file does not hold is reported), the meeting with its agenda point
+/// and minutes (sections in order); the export writes upstream's relations back and
+/// imports into a fresh database unchanged.
 const UPSTREAM_PIPELINE: &str = include_str!("../fixtures/upstream-pipeline.json");
 
 #[tokio::test]
-async fn upstream_suggestions_and_proposals_arrive_with_authors_and_reasons() {
-    use ahlt::domain::pipeline;
+async fn an_upstream_pipeline_cycle_arrives_as_pipeline_items_and_exports_back() {
+    use ahlt::domain::pipeline::{self, meetings, minutes};
 
     let app = TestApp::new().await;
     let doc = Document::parse(UPSTREAM_PIPELINE).unwrap();
@@ -667,7 +669,8 @@ async fn upstream_suggestions_and_proposals_arrive_with_authors_and_reasons() {
     assert_eq!(
         report.not_mapped,
         vec![
-            "suggestion:suggestion_2026_02_09_3: its author (submitted_by_id \"99\") is no user in the files; imported without an author"
+            "meeting:port-board-2026-03-04: its roll call (roll_call_data, JSON text) is not translated to attendance; kept as a property",
+            "suggestion:suggestion_2026_02_09_3: its author (submitted_by_id \"99\") is no user in the files; imported without an author",
         ]
     );
     let id = |entity_type: &'static str, name: &'static str| {
@@ -710,6 +713,32 @@ async fn upstream_suggestions_and_proposals_arrive_with_authors_and_reasons() {
             .unwrap()
             .is_empty()
     );
+    let meeting = id("meeting", "port-board-2026-03-04").await;
+    let point = id("agenda_point", "ap_new_tug_contract").await;
+    let minutes_id = id("minutes", "minutes_port-board-2026-03-04").await;
+    let held = meetings::detail(&mut conn, meeting).await.unwrap();
+    assert_eq!(held.meeting.tor_id, tor);
+    assert_eq!(held.meeting.status, "completed");
+    let agenda: Vec<i64> = held.agenda.iter().map(|e| e.point.id).collect();
+    assert_eq!(agenda, vec![point]);
+    assert_eq!(held.minutes_id, Some(minutes_id));
+    let record = minutes::detail(&mut conn, minutes_id).await.unwrap();
+    assert_eq!(record.meeting_id, meeting);
+    let sections: Vec<(String, String)> = record
+        .sections
+        .iter()
+        .map(|s| (s.text("section_kind"), s.description.clone()))
+        .collect();
+    assert_eq!(
+        sections,
+        vec![
+            (
+                "attendance".to_owned(),
+                "- Chair — **Alice Berg**".to_owned()
+            ),
+            ("agenda".to_owned(), "1. New tug contract".to_owned()),
+        ]
+    );
     drop(conn);
 
     // Importing the same file again changes nothing and adds no second author.
@@ -724,6 +753,18 @@ async fn upstream_suggestions_and_proposals_arrive_with_authors_and_reasons() {
         .and_then(|e| e.properties.get("rejection_reason"))
         .cloned();
     assert_eq!(reason, Some(json!("Out of scope for this board")));
+    // Upstream's own relations come back as upstream wrote them.
+    for relation in &doc.relations {
+        assert!(
+            exported
+                .relations
+                .iter()
+                .any(|r| r.relation_type == relation.relation_type
+                    && r.source == relation.source
+                    && r.target == relation.target),
+            "{relation:?} not exported"
+        );
+    }
     let fresh = TestApp::new().await;
     let report = import(fresh.pool(), &exported, ConflictMode::Upsert, false).await;
     assert!(report.committed, "{:?}", report.errors);

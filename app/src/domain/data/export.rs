@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::{Document, EntityRecord, RelationRecord, upstream_items, upstream_workflow};
+use super::{
+    Document, EntityRecord, RelationRecord, upstream_items, upstream_meetings, upstream_workflow,
+};
 use crate::domain::{DomainResult, kind};
 use crate::graph::is_secret;
 
@@ -54,6 +56,9 @@ pub async fn export(pool: &PgPool) -> DomainResult<Document> {
                         upstream_workflow::add_permission(&mut properties);
                     }
                     upstream_items::add_rejection_reason(&entity_type, &mut properties);
+                    if entity_type == kind::MINUTES_SECTION {
+                        upstream_meetings::export_section(&mut properties, sort_order);
+                    }
                     EntityRecord {
                         id: None,
                         entity_type,
@@ -66,16 +71,18 @@ pub async fn export(pool: &PgPool) -> DomainResult<Document> {
                 },
             )
             .collect(),
-        relations: relations
-            .into_iter()
-            .map(
-                |(relation_type, source, target, properties)| RelationRecord {
-                    relation_type,
-                    source,
-                    target,
-                    properties: public(properties),
-                },
-            )
-            .collect(),
+        relations: upstream_meetings::export_relations(
+            relations
+                .into_iter()
+                .map(
+                    |(relation_type, source, target, properties)| RelationRecord {
+                        relation_type,
+                        source,
+                        target,
+                        properties: public(properties),
+                    },
+                )
+                .collect(),
+        ),
     })
 }

@@ -19,7 +19,7 @@ use super::{
     ConflictMode, Document, EntityRecord, ImportOptions, KNOWN_ENTITY_TYPES, RelationRecord,
     UnknownPolicy, parse_ref,
 };
-use super::{upstream_items, upstream_workflow};
+use super::{upstream_items, upstream_meetings, upstream_workflow};
 use crate::domain::audit::{self, Actor};
 use crate::domain::dependencies::DependencyKind;
 use crate::domain::{DomainError, DomainResult, kind, rel};
@@ -154,6 +154,13 @@ impl Importer<'_> {
         }
         let mut properties = self.without_secrets(&record.properties);
         upstream_items::adapt_properties(&record.entity_type, &mut properties);
+        let mut sort_order = record.sort_order;
+        if record.entity_type == kind::MINUTES_SECTION {
+            let sequence = upstream_meetings::import_section(&mut properties);
+            if sort_order == 0 {
+                sort_order = sequence.unwrap_or(0);
+            }
+        }
         let existing =
             store::find_entity(&mut *self.conn, &record.entity_type, &record.name).await?;
         let properties = if record.entity_type == kind::WORKFLOW_TRANSITION
@@ -180,7 +187,7 @@ impl Importer<'_> {
         };
         let Some(existing) = existing else {
             let mut new = NewEntity::new(&record.entity_type, &record.name).label(&record.label);
-            new.sort_order = record.sort_order;
+            new.sort_order = sort_order;
             new.properties = properties;
             match store::create_entity(&mut *self.conn, &new).await {
                 Ok(created) => {
@@ -232,8 +239,8 @@ impl Importer<'_> {
             patch.label = Some(record.label.clone());
             what.push("label".to_owned());
         }
-        if existing.sort_order != record.sort_order {
-            patch.sort_order = Some(record.sort_order);
+        if existing.sort_order != sort_order {
+            patch.sort_order = Some(sort_order);
             what.push("sort order".to_owned());
         }
         if existing.is_active != record.is_active {
@@ -307,6 +314,11 @@ impl Importer<'_> {
     }
 
     async fn relation(&mut self, record: &RelationRecord) -> DomainResult<()> {
+        let Some(record) = upstream_meetings::import_relation(record) else {
+            self.report.relations.skipped += 1;
+            return Ok(());
+        };
+        let record = &record;
         let context = format!(
             "relation {} {} → {}",
             record.relation_type, record.source, record.target
@@ -472,6 +484,7 @@ pub async fn import(
             importer.entity(record).await?;
         }
     }
+    upstream_meetings::report_untranslated(&mut importer.report, documents);
     upstream_items::link_authors(
         &mut *importer.conn,
         &mut importer.report,

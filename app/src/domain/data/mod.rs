@@ -17,6 +17,7 @@
 mod export;
 mod import;
 mod upstream_items;
+mod upstream_meetings;
 pub mod upstream_workflow;
 
 use std::collections::BTreeMap;

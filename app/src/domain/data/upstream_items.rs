@@ -2,8 +2,8 @@
 //! entity id in upstream's database, which its export writes as each entity's `id`) and a
 //! rejection's reason by `rejection_reason`; this app records the author as an `authored_by`
 //! relation and the reason as `outcome`. Importing adds this app's form next to upstream's
-//! (nothing is removed, so the file goes back to upstream intact); exporting adds
-//! `rejection_reason` to rejected items that only have an `outcome`.
+//! (nothing is removed, so the file goes back to upstream intact); exporting writes a
+//! rejected item's `outcome` as its `rejection_reason`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -32,10 +32,11 @@ pub fn adapt_properties(entity_type: &str, properties: &mut BTreeMap<String, Val
     }
 }
 
-/// On export: a rejected item's outcome is upstream's rejection reason too.
+/// On export: a rejected item's outcome is upstream's rejection reason (the outcome is the
+/// truth here).
 pub fn add_rejection_reason(entity_type: &str, properties: &mut BTreeMap<String, Value>) {
     let rejected = properties.get(STATUS).and_then(Value::as_str) == Some("rejected");
-    if !authored(entity_type) || !rejected || properties.contains_key(REJECTION_REASON) {
+    if !authored(entity_type) || !rejected {
         return;
     }
     if let Some(outcome) = properties.get(OUTCOME).cloned() {

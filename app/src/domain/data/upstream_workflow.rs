@@ -82,15 +82,19 @@ pub fn permission_for(scope: &str, capability: Capability) -> String {
 }
 
 /// On export: a transition gated by a capability also names an upstream permission.
+/// A permission already there stays when it stands for the same capability (upstream's
+/// `proposal.review` is not rewritten to `proposal.approve`); one that no longer matches
+/// (the gate was changed here) is replaced.
 pub fn add_permission(properties: &mut BTreeMap<String, Value>) {
-    if properties.contains_key(PERMISSION) {
-        return;
-    }
     let text = |k: &str| properties.get(k).and_then(Value::as_str);
     let (Some(scope), Some(capability)) = (text(wf::SCOPE), text(wf::CAPABILITY)) else {
         return;
     };
     if let Ok(capability) = capability.parse::<Capability>() {
+        let current = text(PERMISSION).and_then(capability_for);
+        if current == Some(capability) {
+            return;
+        }
         let permission = permission_for(scope, capability);
         properties.insert(PERMISSION.to_owned(), json!(permission));
     }
