@@ -350,6 +350,25 @@ async fn an_export_imports_into_a_fresh_database_as_the_same_data_without_secret
     let report = import(fresh.pool(), &exported, ConflictMode::Upsert, false).await;
     assert!(report.committed, "{:?}", report.errors);
     assert_eq!(snapshot(fresh.pool()).await, exported.clone().sorted());
+    // The file says `approved` for proposals on an agenda (upstream's status); the demo's
+    // scheduled and decided proposals come back as they were.
+    let statuses = |pool: PgPool| async move {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT e.name, p.value #>> '{}' FROM entities e JOIN entity_properties p \
+             ON p.entity_id = e.id AND p.key = 'status' \
+             WHERE e.entity_type IN ('proposal', 'agenda_point', 'meeting', 'minutes') ORDER BY 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let original = statuses(app.pool().clone()).await;
+    assert!(
+        original.iter().any(|(_, s)| s == "scheduled"),
+        "{original:?}"
+    );
+    assert!(original.iter().any(|(_, s)| s == "decided"), "{original:?}");
+    assert_eq!(statuses(fresh.pool().clone()).await, original);
 }
 
 /// The binary, with only DATABASE_URL of a migrated test database set.
@@ -700,7 +719,16 @@ async fn an_upstream_pipeline_cycle_arrives_as_pipeline_items_and_exports_back()
         (tor, "rejected", "Out of scope for this board")
     );
     let item = pipeline::load(&mut conn, proposal, None).await.unwrap();
-    assert_eq!((item.tor_id, item.status.as_str()), (tor, "approved"));
+    // Upstream's approved proposal whose agenda point was decided is decided here.
+    assert_eq!((item.tor_id, item.status.as_str()), (tor, "decided"));
+    assert!(
+        report.changes.contains(
+            &"status proposal:new_tug_contract: approved → decided (from its agenda points)"
+                .to_owned()
+        ),
+        "{:?}",
+        report.changes
+    );
     for authored in [rejected, accepted, proposal] {
         assert_eq!(
             pipeline::authors(&mut *conn, authored).await.unwrap(),
@@ -753,6 +781,13 @@ async fn an_upstream_pipeline_cycle_arrives_as_pipeline_items_and_exports_back()
         .and_then(|e| e.properties.get("rejection_reason"))
         .cloned();
     assert_eq!(reason, Some(json!("Out of scope for this board")));
+    let status = exported
+        .entities
+        .iter()
+        .find(|e| e.name == "new_tug_contract")
+        .and_then(|e| e.properties.get("status"))
+        .cloned();
+    assert_eq!(status, Some(json!("approved")), "upstream's statuses");
     // Upstream's own relations come back as upstream wrote them.
     for relation in &doc.relations {
         assert!(

@@ -56,6 +56,7 @@ pub async fn export(pool: &PgPool) -> DomainResult<Document> {
                         upstream_workflow::add_permission(&mut properties);
                     }
                     upstream_items::add_rejection_reason(&entity_type, &mut properties);
+                    upstream_items::export_proposal_status(&entity_type, &mut properties);
                     if entity_type == kind::MINUTES_SECTION {
                         upstream_meetings::export_section(&mut properties, sort_order);
                     }

@@ -497,6 +497,13 @@ pub async fn import(
             importer.relation(record).await?;
         }
     }
+    upstream_items::derive_proposal_statuses(
+        &mut *importer.conn,
+        &mut importer.report,
+        documents,
+        &importer.left_out,
+    )
+    .await?;
     importer.check_cycles().await?;
     let mut report = importer.report;
     if report.errors.is_empty() && !options.dry_run {

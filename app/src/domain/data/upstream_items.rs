@@ -102,6 +102,70 @@ pub(super) async fn link_authors(
     Ok(())
 }
 
+/// On export: upstream's proposals end at `approved` (on an agenda or not); this app's
+/// `scheduled` and `decided` are written as `approved` (the import derives them back from
+/// the proposal's agenda points).
+pub fn export_proposal_status(entity_type: &str, properties: &mut BTreeMap<String, Value>) {
+    let on_agenda = matches!(
+        properties.get(STATUS).and_then(Value::as_str),
+        Some("scheduled" | "decided")
+    );
+    if entity_type == kind::PROPOSAL && on_agenda {
+        properties.insert(STATUS.to_owned(), Value::from("approved"));
+    }
+}
+
+/// After the relations: an `approved` proposal of the files that an agenda point took up
+/// is `decided` when a point decided it, else `scheduled` while a point is still open
+/// (points deferred put it back in the queue, `approved`).
+pub(super) async fn derive_proposal_statuses(
+    conn: &mut PgConnection,
+    report: &mut ImportReport,
+    documents: &[Document],
+    left_out: &HashSet<String>,
+) -> DomainResult<()> {
+    for record in documents.iter().flat_map(|d| &d.entities) {
+        let reference = format!("{}:{}", record.entity_type, record.name);
+        if record.entity_type != kind::PROPOSAL || left_out.contains(&reference) {
+            continue;
+        }
+        let Some(proposal) = store::find_entity(&mut *conn, kind::PROPOSAL, &record.name).await?
+        else {
+            continue;
+        };
+        let statuses: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT (SELECT value #>> '{}' FROM entity_properties WHERE entity_id = e.id AND key = 'status') \
+             FROM entities e WHERE e.id = $1 \
+             UNION ALL \
+             SELECT (SELECT value #>> '{}' FROM entity_properties WHERE entity_id = r.target_id AND key = 'status') \
+             FROM relations r JOIN entities rt ON rt.id = r.relation_type_id AND rt.name = $2 \
+             WHERE r.source_id = $1",
+        )
+        .bind(proposal.id)
+        .bind(rel::SPAWNS_AGENDA_POINT)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some((own, points)) = statuses.split_first() else {
+            continue;
+        };
+        if own.as_deref() != Some("approved") || points.is_empty() {
+            continue;
+        }
+        let derived = if points.iter().any(|s| s.as_deref() == Some("decided")) {
+            "decided"
+        } else if points.iter().any(|s| s.as_deref() != Some("deferred")) {
+            "scheduled"
+        } else {
+            continue;
+        };
+        store::set_property(conn, proposal.id, STATUS, &Value::from(derived)).await?;
+        report.changes.push(format!(
+            "status {reference}: approved → {derived} (from its agenda points)"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
