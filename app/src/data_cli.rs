@@ -117,6 +117,12 @@ pub fn describe(report: &ImportReport) -> String {
             report.users_without_password.join(", ")
         );
     }
+    for gate in &report.workflow_gates {
+        let _ = writeln!(out, "workflow gate {gate}");
+    }
+    for line in &report.not_mapped {
+        let _ = writeln!(out, "not mapped: {line}");
+    }
     for change in &report.changes {
         let _ = writeln!(out, "  {change}");
     }

@@ -222,6 +222,7 @@ async fn upsert_updates_what_the_file_names_and_fail_refuses_everything() {
     let before = snapshot(app.pool()).await;
     let mut with_new = fixture();
     with_new.entities.push(data::EntityRecord {
+        id: None,
         entity_type: "tor".into(),
         name: "new_board".into(),
         label: "New".into(),
@@ -349,6 +350,25 @@ async fn an_export_imports_into_a_fresh_database_as_the_same_data_without_secret
     let report = import(fresh.pool(), &exported, ConflictMode::Upsert, false).await;
     assert!(report.committed, "{:?}", report.errors);
     assert_eq!(snapshot(fresh.pool()).await, exported.clone().sorted());
+    // The file says `approved` for proposals on an agenda (upstream's status); the demo's
+    // scheduled and decided proposals come back as they were.
+    let statuses = |pool: PgPool| async move {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT e.name, p.value #>> '{}' FROM entities e JOIN entity_properties p \
+             ON p.entity_id = e.id AND p.key = 'status' \
+             WHERE e.entity_type IN ('proposal', 'agenda_point', 'meeting', 'minutes') ORDER BY 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let original = statuses(app.pool().clone()).await;
+    assert!(
+        original.iter().any(|(_, s)| s == "scheduled"),
+        "{original:?}"
+    );
+    assert!(original.iter().any(|(_, s)| s == "decided"), "{original:?}");
+    assert_eq!(statuses(fresh.pool().clone()).await, original);
 }
 
 /// The binary, with only DATABASE_URL of a migrated test database set.
@@ -523,4 +543,265 @@ async fn the_data_page_imports_and_exports_for_data_managers_only() {
     let doc = Document::parse(&r.text()).unwrap();
     assert!(doc.entities.iter().any(|e| e.name == "berth_planning"));
     assert!(!r.text().contains("$argon2"));
+}
+
+/// Upstream's workflow, in the shape of its `data/seed/ontology.json`: transitions gated by
+/// a permission arrive gated by the capability for the same work; a move this app already
+/// has under another name, and a gate with no capability counterpart, are reported.
+const UPSTREAM_WORKFLOW: &str = include_str!("../fixtures/upstream-workflow.json");
+
+#[tokio::test]
+async fn upstream_workflow_gates_become_capabilities_and_what_cannot_is_reported() {
+    use ahlt::domain::Capability;
+    use ahlt::domain::pipeline::workflow;
+
+    let app = TestApp::new().await;
+    let doc = Document::parse(UPSTREAM_WORKFLOW).unwrap();
+    let moves = |transitions: Vec<workflow::Transition>| -> Vec<(String, String, String, Capability, bool)> {
+        transitions
+            .into_iter()
+            .map(|t| (t.scope, t.from, t.to, t.required_capability, t.requires_outcome))
+            .collect()
+    };
+    let before = moves(workflow::transitions(app.pool()).await.unwrap());
+
+    let dry = import(app.pool(), &doc, ConflictMode::Skip, true).await;
+    assert!(dry.errors.is_empty() && !dry.committed, "{dry:?}");
+    assert!(dry.unknown_entity_types.is_empty(), "{dry:?}");
+    assert_eq!(
+        dry.workflow_gates,
+        vec![
+            "workflow_transition:proposal.draft_to_rejected: upstream permission proposal.approve → capability decision.approve",
+            "workflow_transition:suggestion.accepted_to_rejected: upstream permission suggestion.review → capability agenda.set",
+        ]
+    );
+    assert_eq!(dry.not_mapped.len(), 2, "{:?}", dry.not_mapped);
+    assert!(
+        dry.not_mapped[0].starts_with("workflow_transition:proposal.submitted_to_review: the move proposal submitted → under_review is already the transition proposal.submitted_to_under_review"),
+        "{:?}",
+        dry.not_mapped
+    );
+    assert!(
+        dry.not_mapped[1].starts_with("workflow_transition:minutes.approved_to_draft: upstream permission \"workflow.manage\" is a global permission"),
+        "{:?}",
+        dry.not_mapped
+    );
+    assert!(
+        ahlt::data_cli::describe(&dry)
+            .contains("not mapped: workflow_transition:minutes.approved_to_draft")
+    );
+    assert_eq!(
+        moves(workflow::transitions(app.pool()).await.unwrap()),
+        before
+    );
+
+    let report = import(app.pool(), &doc, ConflictMode::Skip, false).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(report.workflow_gates, dry.workflow_gates);
+    assert_eq!(report.not_mapped, dry.not_mapped);
+    let after = moves(workflow::transitions(app.pool()).await.unwrap());
+    let added: Vec<_> = after
+        .iter()
+        .filter(|m| !before.contains(m))
+        .cloned()
+        .collect();
+    let own = |s: &str| s.to_owned();
+    assert_eq!(
+        added,
+        vec![
+            (
+                own("proposal"),
+                own("draft"),
+                own("rejected"),
+                Capability::ApproveDecisions,
+                true
+            ),
+            (
+                own("suggestion"),
+                own("accepted"),
+                own("rejected"),
+                Capability::SetAgenda,
+                false
+            ),
+        ]
+    );
+    // The unmapped one is there (reported, not dropped) but offers nothing; the duplicate
+    // is not there at all.
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM entities WHERE entity_type = 'workflow_transition' \
+         AND name IN ('minutes.approved_to_draft', 'proposal.submitted_to_review')",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(names, vec!["minutes.approved_to_draft"]);
+
+    // Exported, every transition names an upstream permission too; the export imports
+    // into a fresh database as the same data.
+    let exported = data::export(app.pool()).await.unwrap();
+    let permission = |name: &str| {
+        exported
+            .entities
+            .iter()
+            .find(|e| e.entity_type == "workflow_transition" && e.name == name)
+            .and_then(|e| e.properties.get("required_permission"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        permission("proposal.under_review_to_approved").as_deref(),
+        Some("proposal.approve")
+    );
+    assert_eq!(
+        permission("meeting.projected_to_confirmed").as_deref(),
+        Some("meeting.call")
+    );
+    assert_eq!(
+        permission("minutes.approved_to_draft").as_deref(),
+        Some("workflow.manage")
+    );
+    let fresh = TestApp::new().await;
+    let report = import(fresh.pool(), &exported, ConflictMode::Upsert, false).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(snapshot(fresh.pool()).await, exported.sorted());
+    assert_eq!(
+        moves(workflow::transitions(fresh.pool()).await.unwrap()),
+        after
+    );
+}
+
+/// A pipeline cycle in upstream's shape (its data manager's export, with `id`s): suggestions
+/// and proposals arrive as this app's items of the ToR with their authors and rejection
+/// reasons (an author the file does not hold is reported), the meeting with its agenda point
+/// and minutes (sections in order); the export writes upstream's relations back and
+/// imports into a fresh database unchanged.
+const UPSTREAM_PIPELINE: &str = include_str!("../fixtures/upstream-pipeline.json");
+
+#[tokio::test]
+async fn an_upstream_pipeline_cycle_arrives_as_pipeline_items_and_exports_back() {
+    use ahlt::domain::pipeline::{self, meetings, minutes};
+
+    let app = TestApp::new().await;
+    let doc = Document::parse(UPSTREAM_PIPELINE).unwrap();
+    let report = import(app.pool(), &doc, ConflictMode::Skip, false).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(
+        report.not_mapped,
+        vec![
+            "meeting:port-board-2026-03-04: its roll call (roll_call_data, JSON text) is not translated to attendance; kept as a property",
+            "suggestion:suggestion_2026_02_09_3: its author (submitted_by_id \"99\") is no user in the files; imported without an author",
+        ]
+    );
+    let id = |entity_type: &'static str, name: &'static str| {
+        let pool = app.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM entities WHERE entity_type = $1 AND name = $2",
+            )
+            .bind(entity_type)
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let alice = id("user", "alice").await;
+    let tor = id("tor", "pb").await;
+    let rejected = id("suggestion", "suggestion_2026_02_02_3").await;
+    let accepted = id("suggestion", "suggestion_2026_02_05_3").await;
+    let orphan = id("suggestion", "suggestion_2026_02_09_3").await;
+    let proposal = id("proposal", "new_tug_contract").await;
+
+    let mut conn = app.pool().acquire().await.unwrap();
+    let item = pipeline::load(&mut conn, rejected, None).await.unwrap();
+    assert_eq!(
+        (item.tor_id, item.status.as_str(), item.outcome.as_str()),
+        (tor, "rejected", "Out of scope for this board")
+    );
+    let item = pipeline::load(&mut conn, proposal, None).await.unwrap();
+    // Upstream's approved proposal whose agenda point was decided is decided here.
+    assert_eq!((item.tor_id, item.status.as_str()), (tor, "decided"));
+    assert!(
+        report.changes.contains(
+            &"status proposal:new_tug_contract: approved → decided (from its agenda points)"
+                .to_owned()
+        ),
+        "{:?}",
+        report.changes
+    );
+    for authored in [rejected, accepted, proposal] {
+        assert_eq!(
+            pipeline::authors(&mut *conn, authored).await.unwrap(),
+            vec![alice]
+        );
+    }
+    assert!(
+        pipeline::authors(&mut *conn, orphan)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let meeting = id("meeting", "port-board-2026-03-04").await;
+    let point = id("agenda_point", "ap_new_tug_contract").await;
+    let minutes_id = id("minutes", "minutes_port-board-2026-03-04").await;
+    let held = meetings::detail(&mut conn, meeting).await.unwrap();
+    assert_eq!(held.meeting.tor_id, tor);
+    assert_eq!(held.meeting.status, "completed");
+    let agenda: Vec<i64> = held.agenda.iter().map(|e| e.point.id).collect();
+    assert_eq!(agenda, vec![point]);
+    assert_eq!(held.minutes_id, Some(minutes_id));
+    let record = minutes::detail(&mut conn, minutes_id).await.unwrap();
+    assert_eq!(record.meeting_id, meeting);
+    let sections: Vec<(String, String)> = record
+        .sections
+        .iter()
+        .map(|s| (s.text("section_kind"), s.description.clone()))
+        .collect();
+    assert_eq!(
+        sections,
+        vec![
+            (
+                "attendance".to_owned(),
+                "- Chair — **Alice Berg**".to_owned()
+            ),
+            ("agenda".to_owned(), "1. New tug contract".to_owned()),
+        ]
+    );
+    drop(conn);
+
+    // Importing the same file again changes nothing and adds no second author.
+    let again = import(app.pool(), &doc, ConflictMode::Skip, false).await;
+    assert_eq!((again.entities.created, again.relations.created), (0, 0));
+
+    let exported = data::export(app.pool()).await.unwrap();
+    let reason = exported
+        .entities
+        .iter()
+        .find(|e| e.name == "suggestion_2026_02_02_3")
+        .and_then(|e| e.properties.get("rejection_reason"))
+        .cloned();
+    assert_eq!(reason, Some(json!("Out of scope for this board")));
+    let status = exported
+        .entities
+        .iter()
+        .find(|e| e.name == "new_tug_contract")
+        .and_then(|e| e.properties.get("status"))
+        .cloned();
+    assert_eq!(status, Some(json!("approved")), "upstream's statuses");
+    // Upstream's own relations come back as upstream wrote them.
+    for relation in &doc.relations {
+        assert!(
+            exported
+                .relations
+                .iter()
+                .any(|r| r.relation_type == relation.relation_type
+                    && r.source == relation.source
+                    && r.target == relation.target),
+            "{relation:?} not exported"
+        );
+    }
+    let fresh = TestApp::new().await;
+    let report = import(fresh.pool(), &exported, ConflictMode::Upsert, false).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(snapshot(fresh.pool()).await, exported.sorted());
 }

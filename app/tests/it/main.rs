@@ -36,6 +36,7 @@ mod outlook;
 mod pipeline_api;
 mod pipeline_browser;
 mod pipeline_graph;
+mod pipeline_minutes;
 mod pipeline_pages;
 mod tor_dependencies;
 mod visibility;

@@ -12,18 +12,18 @@ use axum::http::Method;
 use serde_json::{Value, json};
 
 /// A ToR whose chair may do everything in the pipeline and whose member may only view.
-struct Board {
-    tor: i64,
-    chair_id: i64,
-    chair: TestClient,
-    member_id: i64,
-    member: TestClient,
+pub(crate) struct Board {
+    pub(crate) tor: i64,
+    pub(crate) chair_id: i64,
+    pub(crate) chair: TestClient,
+    pub(crate) member_id: i64,
+    pub(crate) member: TestClient,
     /// No role, no position.
-    outsider: TestClient,
+    pub(crate) outsider: TestClient,
     admin: TestClient,
 }
 
-async fn board(app: &TestApp) -> Board {
+pub(crate) async fn board(app: &TestApp) -> Board {
     let (chair_id, chair) = user(app, "chair", &[]).await;
     let (member_id, member) = user(app, "member", &[]).await;
     let (_, outsider) = user(app, "outsider", &[]).await;
@@ -73,7 +73,12 @@ async fn board(app: &TestApp) -> Board {
     }
 }
 
-async fn transition(client: &mut TestClient, id: i64, to: &str, outcome: Option<&str>) -> Value {
+pub(crate) async fn transition(
+    client: &mut TestClient,
+    id: i64,
+    to: &str,
+    outcome: Option<&str>,
+) -> Value {
     let r = client
         .post_json(
             &format!("/api/v1/items/{id}/transitions"),
@@ -83,7 +88,7 @@ async fn transition(client: &mut TestClient, id: i64, to: &str, outcome: Option<
     assert_status(&r, 200)
 }
 
-async fn created_id(client: &mut TestClient, path: &str, body: Value) -> i64 {
+pub(crate) async fn created_id(client: &mut TestClient, path: &str, body: Value) -> i64 {
     let r = client.post_json(path, &body).await;
     assert_status(&r, 201)["id"].as_i64().unwrap()
 }
@@ -102,7 +107,7 @@ async fn approved_proposal(b: &mut Board, title: &str) -> i64 {
     p
 }
 
-async fn meeting(b: &mut Board, date: &str) -> i64 {
+pub(crate) async fn meeting(b: &mut Board, date: &str) -> i64 {
     created_id(
         &mut b.chair,
         &format!("/api/v1/tors/{}/meetings", b.tor),

@@ -1,14 +1,17 @@
 //! Exporting everything in upstream's format, from one snapshot. Password hashes live
 //! outside the EAV tables and are never read here; credential-like properties are left out
-//! as well.
+//! as well. Workflow transitions also name an upstream permission (see
+//! [`super::upstream_workflow`]) so upstream can gate them.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::{Document, EntityRecord, RelationRecord};
-use crate::domain::DomainResult;
+use super::{
+    Document, EntityRecord, RelationRecord, upstream_items, upstream_meetings, upstream_workflow,
+};
+use crate::domain::{DomainResult, kind};
 use crate::graph::is_secret;
 
 fn public(properties: Value) -> BTreeMap<String, Value> {
@@ -47,26 +50,40 @@ pub async fn export(pool: &PgPool) -> DomainResult<Document> {
         entities: entities
             .into_iter()
             .map(
-                |(entity_type, name, label, sort_order, is_active, properties)| EntityRecord {
-                    entity_type,
-                    name,
-                    label,
-                    sort_order,
-                    properties: public(properties),
-                    is_active,
+                |(entity_type, name, label, sort_order, is_active, properties)| {
+                    let mut properties = public(properties);
+                    if entity_type == kind::WORKFLOW_TRANSITION {
+                        upstream_workflow::add_permission(&mut properties);
+                    }
+                    upstream_items::add_rejection_reason(&entity_type, &mut properties);
+                    upstream_items::export_proposal_status(&entity_type, &mut properties);
+                    if entity_type == kind::MINUTES_SECTION {
+                        upstream_meetings::export_section(&mut properties, sort_order);
+                    }
+                    EntityRecord {
+                        id: None,
+                        entity_type,
+                        name,
+                        label,
+                        sort_order,
+                        properties,
+                        is_active,
+                    }
                 },
             )
             .collect(),
-        relations: relations
-            .into_iter()
-            .map(
-                |(relation_type, source, target, properties)| RelationRecord {
-                    relation_type,
-                    source,
-                    target,
-                    properties: public(properties),
-                },
-            )
-            .collect(),
+        relations: upstream_meetings::export_relations(
+            relations
+                .into_iter()
+                .map(
+                    |(relation_type, source, target, properties)| RelationRecord {
+                        relation_type,
+                        source,
+                        target,
+                        properties: public(properties),
+                    },
+                )
+                .collect(),
+        ),
     })
 }

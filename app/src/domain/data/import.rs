@@ -19,6 +19,7 @@ use super::{
     ConflictMode, Document, EntityRecord, ImportOptions, KNOWN_ENTITY_TYPES, RelationRecord,
     UnknownPolicy, parse_ref,
 };
+use super::{upstream_items, upstream_meetings, upstream_workflow};
 use crate::domain::audit::{self, Actor};
 use crate::domain::dependencies::DependencyKind;
 use crate::domain::{DomainError, DomainResult, kind, rel};
@@ -54,6 +55,12 @@ pub struct ImportReport {
     pub secrets_dropped: usize,
     /// Users created without a password (set one before they can log in).
     pub users_without_password: Vec<String>,
+    /// Upstream workflow gates translated: `workflow_transition:<name>: upstream permission
+    /// <p> → capability <c>` (see [`super::upstream_workflow`]).
+    pub workflow_gates: Vec<String>,
+    /// What could not be brought over as it was meant, each with the reason (imported
+    /// without effect, or left out).
+    pub not_mapped: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -70,6 +77,8 @@ struct Importer<'a> {
     /// `type:name` of entities left out by the unknown-type policy.
     left_out: HashSet<String>,
     relation_types: HashSet<String>,
+    /// `type:name` of the entities this import created.
+    created: HashSet<String>,
 }
 
 /// A store error that concerns one record (reported) or the database (fatal).
@@ -143,12 +152,42 @@ impl Importer<'_> {
                 }
             }
         }
-        let properties = self.without_secrets(&record.properties);
+        let mut properties = self.without_secrets(&record.properties);
+        upstream_items::adapt_properties(&record.entity_type, &mut properties);
+        let mut sort_order = record.sort_order;
+        if record.entity_type == kind::MINUTES_SECTION {
+            let sequence = upstream_meetings::import_section(&mut properties);
+            if sort_order == 0 {
+                sort_order = sequence.unwrap_or(0);
+            }
+        }
         let existing =
             store::find_entity(&mut *self.conn, &record.entity_type, &record.name).await?;
+        let properties = if record.entity_type == kind::WORKFLOW_TRANSITION
+            && (existing.is_none() || self.options.mode == ConflictMode::Upsert)
+        {
+            let gate = upstream_workflow::gate(
+                &mut *self.conn,
+                &mut self.report,
+                &reference,
+                &record.name,
+                properties,
+            )
+            .await?;
+            match gate {
+                Some(properties) => properties,
+                None => {
+                    self.left_out.insert(reference);
+                    self.report.entities.skipped += 1;
+                    return Ok(());
+                }
+            }
+        } else {
+            properties
+        };
         let Some(existing) = existing else {
             let mut new = NewEntity::new(&record.entity_type, &record.name).label(&record.label);
-            new.sort_order = record.sort_order;
+            new.sort_order = sort_order;
             new.properties = properties;
             match store::create_entity(&mut *self.conn, &new).await {
                 Ok(created) => {
@@ -161,6 +200,7 @@ impl Importer<'_> {
                         store::update_entity(&mut *self.conn, id, &patch).await?;
                     }
                     self.ids.insert(reference.clone(), Some(id));
+                    self.created.insert(reference.clone());
                     if record.entity_type == kind::RELATION_TYPE {
                         self.relation_types.insert(record.name.clone());
                     }
@@ -199,8 +239,8 @@ impl Importer<'_> {
             patch.label = Some(record.label.clone());
             what.push("label".to_owned());
         }
-        if existing.sort_order != record.sort_order {
-            patch.sort_order = Some(record.sort_order);
+        if existing.sort_order != sort_order {
+            patch.sort_order = Some(sort_order);
             what.push("sort order".to_owned());
         }
         if existing.is_active != record.is_active {
@@ -274,6 +314,11 @@ impl Importer<'_> {
     }
 
     async fn relation(&mut self, record: &RelationRecord) -> DomainResult<()> {
+        let Some(record) = upstream_meetings::import_relation(record) else {
+            self.report.relations.skipped += 1;
+            return Ok(());
+        };
+        let record = &record;
         let context = format!(
             "relation {} {} → {}",
             record.relation_type, record.source, record.target
@@ -432,17 +477,33 @@ pub async fn import(
         ids: HashMap::new(),
         left_out: HashSet::new(),
         relation_types: HashSet::new(),
+        created: HashSet::new(),
     };
     for document in documents {
         for record in &document.entities {
             importer.entity(record).await?;
         }
     }
+    upstream_meetings::report_untranslated(&mut importer.report, documents);
+    upstream_items::link_authors(
+        &mut *importer.conn,
+        &mut importer.report,
+        documents,
+        &importer.created,
+    )
+    .await?;
     for document in documents {
         for record in &document.relations {
             importer.relation(record).await?;
         }
     }
+    upstream_items::derive_proposal_statuses(
+        &mut *importer.conn,
+        &mut importer.report,
+        documents,
+        &importer.left_out,
+    )
+    .await?;
     importer.check_cycles().await?;
     let mut report = importer.report;
     if report.errors.is_empty() && !options.dry_run {

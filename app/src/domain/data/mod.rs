@@ -16,6 +16,9 @@
 
 mod export;
 mod import;
+mod upstream_items;
+mod upstream_meetings;
+pub mod upstream_workflow;
 
 use std::collections::BTreeMap;
 
@@ -36,6 +39,10 @@ pub struct Document {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityRecord {
+    /// Upstream's database id, read to resolve upstream's id-valued properties (an item's
+    /// `submitted_by_id`); never written.
+    #[serde(default, skip_serializing)]
+    pub id: Option<i64>,
     pub entity_type: String,
     pub name: String,
     #[serde(default)]
@@ -122,7 +129,7 @@ pub struct ImportOptions {
 }
 
 /// Entity types this app knows.
-pub const KNOWN_ENTITY_TYPES: [&str; 7] = [
+pub const KNOWN_ENTITY_TYPES: [&str; 9] = [
     super::kind::USER,
     super::kind::ROLE,
     super::kind::PERMISSION,
@@ -130,6 +137,8 @@ pub const KNOWN_ENTITY_TYPES: [&str; 7] = [
     super::kind::TOR_FUNCTION,
     super::kind::NAV_ITEM,
     super::kind::RELATION_TYPE,
+    super::kind::WORKFLOW_STATUS,
+    super::kind::WORKFLOW_TRANSITION,
 ];
 
 /// Splits `type:name` (the type has no colon; the name may).

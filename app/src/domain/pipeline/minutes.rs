@@ -1,6 +1,12 @@
 //! Minutes of a meeting: generated as a scaffold from what the meeting recorded (attendance,
 //! agenda, decisions), edited section by section while draft, with action items (an owner
 //! and a due date each), then approved and distributed through the workflow.
+//!
+//! While the minutes are draft, [`refresh`] brings the generated sections up to date with the
+//! meeting (a late roll call, a decision recorded after the minutes were started). A secretary
+//! asks for it; it is not automatic, so the text never changes under someone typing. Each
+//! generated section remembers the text it was last generated with, so a section edited by
+//! hand since then is kept unless the secretary asks to replace it too.
 
 use serde::Serialize;
 use serde_json::json;
@@ -21,10 +27,26 @@ pub const SECTIONS: [(&str, &str); 5] = [
     ("notes", "Notes"),
 ];
 
+/// The sections filled from the meeting; the others are written by hand.
+pub const GENERATED: [&str; 3] = ["attendance", "agenda", "decisions"];
+
 /// Property keys.
 pub mod key {
     pub const SECTION_KIND: &str = "section_kind";
     pub const DUE_DATE: &str = "due_date";
+    /// A generated section's text as last generated (tells a hand edit from the scaffold).
+    pub const GENERATED_TEXT: &str = "generated_text";
+}
+
+/// What [`refresh`] did, by section heading.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RefreshReport {
+    /// Rewritten from the meeting.
+    pub refreshed: Vec<String>,
+    /// Already what the meeting says.
+    pub unchanged: Vec<String>,
+    /// Edited by hand since generated, and kept (pass `overwrite_edited` to replace them).
+    pub kept_edited: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -138,6 +160,11 @@ pub async fn generate(
     )
     .await?;
     for (i, (section, heading)) in SECTIONS.iter().enumerate() {
+        let text = scaffold(&detail, section).trim().to_owned();
+        let mut properties = vec![(key::SECTION_KIND, json!(section))];
+        if GENERATED.contains(section) {
+            properties.push((key::GENERATED_TEXT, json!(text)));
+        }
         create(
             conn,
             actor,
@@ -146,9 +173,9 @@ pub async fn generate(
                 name: None,
                 title: heading,
                 status: "",
-                description: &scaffold(&detail, section),
+                description: &text,
                 sort_order: i as i32,
-                properties: vec![(key::SECTION_KIND, json!(section))],
+                properties,
                 parent: (rel::SECTION_OF, minutes),
             },
         )
@@ -198,6 +225,53 @@ async fn draft_minutes(conn: &mut PgConnection, actor: &Actor, id: i64) -> Domai
         )));
     }
     Ok(minutes)
+}
+
+/// Regenerates the generated sections of draft minutes from the meeting as it is now
+/// (needs `minutes.record`). Sections edited by hand since they were generated (or minutes
+/// drafted before sections remembered their generated text) are kept unless
+/// `overwrite_edited`; hand-written sections are never touched.
+pub async fn refresh(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    minutes_id: i64,
+    overwrite_edited: bool,
+) -> DomainResult<RefreshReport> {
+    draft_minutes(conn, actor, minutes_id).await?;
+    let current = detail(conn, minutes_id).await?;
+    let meeting = meetings::detail(conn, current.meeting_id).await?;
+    let mut report = RefreshReport::default();
+    for section in &current.sections {
+        let section_kind = section.text(key::SECTION_KIND);
+        if !GENERATED.contains(&section_kind.as_str()) {
+            continue;
+        }
+        let fresh = scaffold(&meeting, &section_kind).trim().to_owned();
+        let last_generated = section.properties.get(key::GENERATED_TEXT);
+        let edited = last_generated.and_then(|v| v.as_str()) != Some(section.description.as_str());
+        if edited && !overwrite_edited {
+            report.kept_edited.push(section.title.clone());
+            continue;
+        }
+        if !edited && section.description == fresh {
+            report.unchanged.push(section.title.clone());
+            continue;
+        }
+        store::set_property(conn, section.id, super::key::DESCRIPTION, &json!(fresh)).await?;
+        store::set_property(conn, section.id, key::GENERATED_TEXT, &json!(fresh)).await?;
+        report.refreshed.push(section.title.clone());
+    }
+    if !report.refreshed.is_empty() {
+        audit::record(
+            conn,
+            actor,
+            "minutes.refresh",
+            Some((kind::MINUTES, minutes_id)),
+            json!({"refreshed": report.refreshed, "kept_edited": report.kept_edited}),
+        )
+        .await?;
+    }
+    Ok(report)
 }
 
 /// Replaces a section's text.
@@ -269,6 +343,21 @@ pub async fn add_action_item(
     Ok(id)
 }
 
+/// Whether the acting user owns action item `id`. Owners may close their own item even when
+/// they cannot otherwise see the ToR (someone from outside the committee who was given a
+/// task): callers skip the ToR's view check for them, and only for them.
+pub async fn owns_action_item(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: i64,
+) -> DomainResult<bool> {
+    let Some(user_id) = actor.user_id else {
+        return Ok(false);
+    };
+    let owners = store::targets_of(&mut *conn, rel::ASSIGNED_TO, id).await?;
+    Ok(owners.contains(&user_id))
+}
+
 /// Marks an action item done or open again: its owner, or someone with `minutes.record`.
 pub async fn set_action_done(
     conn: &mut PgConnection,
@@ -277,8 +366,7 @@ pub async fn set_action_done(
     done: bool,
 ) -> DomainResult<Item> {
     let item = load_for_update(conn, id, Some(kind::ACTION_ITEM)).await?;
-    let owner = store::targets_of(&mut *conn, rel::ASSIGNED_TO, id).await?;
-    if actor.user_id.is_none_or(|u| !owner.contains(&u)) {
+    if !owns_action_item(conn, actor, id).await? {
         authorize(conn, actor, Capability::RecordMinutes, item.tor_id).await?;
     }
     let to = if done { "done" } else { "open" };

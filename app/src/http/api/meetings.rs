@@ -15,7 +15,7 @@ use super::pipeline::{ListQuery, list_of_tor, viewable_item};
 use super::tors::authorize_view;
 use crate::domain::pipeline::agenda::{self, AgendaSource};
 use crate::domain::pipeline::meetings::{self, Attendance, MeetingDetail, NewMeeting, Slot};
-use crate::domain::pipeline::minutes::{self, MinutesDetail};
+use crate::domain::pipeline::minutes::{self, MinutesDetail, RefreshReport};
 use crate::domain::pipeline::{self, Item};
 use crate::domain::{kind, tors};
 use crate::http::AppState;
@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/meetings/{id}/minutes", post(generate_minutes))
         .route("/minutes/{id}", get(show_minutes))
         .route("/minutes/{id}/sections/{section}", put(edit_section))
+        .route("/minutes/{id}/refresh", post(refresh_minutes))
         .route("/minutes/{id}/action-items", post(add_action_item))
         .route("/action-items/{id}", patch(update_action_item))
 }
@@ -202,6 +203,25 @@ async fn edit_section(
     Ok(ApiJson(section))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RefreshBody {
+    overwrite_edited: bool,
+}
+
+async fn refresh_minutes(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<Id>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> AppResult<ApiJson<RefreshReport>> {
+    let mut tx = state.db.begin().await?;
+    viewable_item(&mut tx, None, &user, id.0, Some(kind::MINUTES)).await?;
+    let report = minutes::refresh(&mut tx, &user.actor(), id.0, body.overwrite_edited).await?;
+    tx.commit().await?;
+    Ok(ApiJson(report))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionItemBody {
@@ -246,8 +266,12 @@ async fn update_action_item(
     ApiJson(body): ApiJson<ActionItemPatch>,
 ) -> AppResult<ApiJson<Item>> {
     let mut tx = state.db.begin().await?;
-    viewable_item(&mut tx, None, &user, id.0, Some(kind::ACTION_ITEM)).await?;
-    let item = minutes::set_action_done(&mut tx, &user.actor(), id.0, body.done).await?;
+    let actor = user.actor();
+    // The owner needs no view of the ToR for their own item; anyone else does.
+    if !minutes::owns_action_item(&mut tx, &actor, id.0).await? {
+        viewable_item(&mut tx, None, &user, id.0, Some(kind::ACTION_ITEM)).await?;
+    }
+    let item = minutes::set_action_done(&mut tx, &actor, id.0, body.done).await?;
     tx.commit().await?;
     Ok(ApiJson(item))
 }

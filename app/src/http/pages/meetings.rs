@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/minutes/{id}", get(minutes_page))
         .route("/minutes/{id}/print", get(minutes_print))
         .route("/minutes/{id}/sections/{section}", post(edit_section))
+        .route("/minutes/{id}/refresh", post(refresh_minutes))
         .route("/minutes/{id}/action-items", post(add_action_item))
         .route("/action-items/{id}/done", post(action_item_done))
 }
@@ -301,6 +302,36 @@ async fn edit_section(
         minutes::edit_section(&mut tx, &user.actor(), id, section, form.get("body")).await?;
     tx.commit().await?;
     flash(&session, "success", format!("Saved {}.", saved.title)).await?;
+    Ok(Redirect::to(&format!("/minutes/{id}")).into_response())
+}
+
+async fn refresh_minutes(
+    State(state): State<AppState>,
+    session: Session,
+    PageUser(user): PageUser,
+    PagePath(id): PagePath<i64>,
+    form: FormFields,
+) -> PageResult {
+    meeting_tor(&state, &user, id, kind::MINUTES).await?;
+    let mut tx = state.db.begin().await?;
+    let report =
+        minutes::refresh(&mut tx, &user.actor(), id, form.checked("overwrite_edited")).await?;
+    tx.commit().await?;
+    let mut message = if report.refreshed.is_empty() {
+        "Nothing to refresh: the generated sections already match the meeting.".to_owned()
+    } else {
+        format!(
+            "Refreshed from the meeting: {}.",
+            report.refreshed.join(", ")
+        )
+    };
+    if !report.kept_edited.is_empty() {
+        message.push_str(&format!(
+            " Kept because edited by hand: {} (tick \"also replace edited sections\" to replace them).",
+            report.kept_edited.join(", ")
+        ));
+    }
+    flash(&session, "success", message).await?;
     Ok(Redirect::to(&format!("/minutes/{id}")).into_response())
 }
 
