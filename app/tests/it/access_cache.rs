@@ -37,7 +37,11 @@ async fn revoke_tokens_behind_the_apps_back(app: &TestApp, user_id: i64) {
 
 /// `GET /api/v1/users/me` is refused as unauthenticated.
 async fn assert_refused(client: &mut ahlt::test_app::TestClient) {
-    assert_refused(&mut client).await;
+    assert_error(
+        &client.get("/api/v1/users/me").await,
+        401,
+        "unauthenticated",
+    );
 }
 
 #[tokio::test]
