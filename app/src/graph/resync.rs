@@ -90,24 +90,35 @@ async fn resync_locked<B: GraphBackend>(
     // The first query takes the snapshot; the stamp is read by the same statement.
     let stamp = postgres_stamp(&mut tx).await?;
 
+    // Where the environment's nodes are, so relationships (and nodes already there) are
+    // written by the graph's own ids where the backend supports it.
+    let mut located = backend.locate_nodes(env).await?;
+
+    // Each page is written to the graph while the next one is read from Postgres.
     let mut nodes = 0u64;
-    let mut after = 0;
-    loop {
-        let page = load_nodes(&mut tx, env, Rows::After(after)).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        backend.upsert_nodes(env, stamp, &page).await?;
+    let mut page = load_nodes(&mut tx, env, Rows::After(0)).await?;
+    while let Some(last) = page.last() {
+        let after = last.id;
+        let (written, next) = tokio::join!(
+            backend.resync_nodes(env, stamp, &page, &mut located),
+            load_nodes(&mut tx, env, Rows::After(after)),
+        );
+        written?;
         nodes += page.len() as u64;
+        page = next?;
     }
 
     let mut edges = 0u64;
-    let mut after = 0;
-    loop {
-        let page = load_edges(&mut tx, env, Rows::After(after)).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        backend.upsert_edges(env, stamp, &page).await?;
+    let mut page = load_edges(&mut tx, env, Rows::After(0)).await?;
+    while let Some(last) = page.last() {
+        let after = last.id;
+        let (written, next) = tokio::join!(
+            backend.resync_edges(env, stamp, &page, &located),
+            load_edges(&mut tx, env, Rows::After(after)),
+        );
+        written?;
         edges += page.len() as u64;
+        page = next?;
     }
     tx.commit().await?;
 
