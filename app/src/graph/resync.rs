@@ -94,32 +94,42 @@ async fn resync_locked<B: GraphBackend>(
     // written by the graph's own ids where the backend supports it.
     let mut located = backend.locate_nodes(env).await?;
 
-    // Each page is written to the graph while the next one is read from Postgres.
+    // Statements are per label and per relationship type: rows wait until their kind fills
+    // a batch, so many kinds do not mean many small statements. Each batch is written to
+    // the graph while the next page is read from Postgres.
     let mut nodes = 0u64;
+    let mut waiting = Batches::default();
     let mut page = load_nodes(&mut tx, env, Rows::After(0)).await?;
-    while let Some(last) = page.last() {
-        let after = last.id;
+    while let Some(after) = page.last().map(|node| node.id) {
+        nodes += page.len() as u64;
+        let full = waiting.add(page, |node| &node.entity_type);
         let (written, next) = tokio::join!(
-            backend.resync_nodes(env, stamp, &page, &mut located),
+            backend.resync_nodes(env, stamp, &full, &mut located),
             load_nodes(&mut tx, env, Rows::After(after)),
         );
         written?;
-        nodes += page.len() as u64;
         page = next?;
     }
+    backend
+        .resync_nodes(env, stamp, &waiting.drain(), &mut located)
+        .await?;
 
     let mut edges = 0u64;
+    let mut waiting = Batches::default();
     let mut page = load_edges(&mut tx, env, Rows::After(0)).await?;
-    while let Some(last) = page.last() {
-        let after = last.id;
+    while let Some(after) = page.last().map(|edge| edge.id) {
+        edges += page.len() as u64;
+        let full = waiting.add(page, |edge| &edge.relation_type);
         let (written, next) = tokio::join!(
-            backend.resync_edges(env, stamp, &page, &located),
+            backend.resync_edges(env, stamp, &full, &located),
             load_edges(&mut tx, env, Rows::After(after)),
         );
         written?;
-        edges += page.len() as u64;
         page = next?;
     }
+    backend
+        .resync_edges(env, stamp, &waiting.drain(), &located)
+        .await?;
     tx.commit().await?;
 
     let removed = backend.sweep(env, stamp).await?;
@@ -129,6 +139,38 @@ async fn resync_locked<B: GraphBackend>(
         removed,
         duration: started.elapsed(),
     })
+}
+
+/// Rows waiting, per kind (label or relationship type), for a batch of [`PAGE_SIZE`].
+struct Batches<T>(BTreeMap<String, Vec<T>>);
+
+impl<T> Default for Batches<T> {
+    fn default() -> Self {
+        Batches(BTreeMap::new())
+    }
+}
+
+impl<T> Batches<T> {
+    /// Adds a page; returns the batches it filled.
+    fn add(&mut self, page: Vec<T>, kind: impl Fn(&T) -> &String) -> Vec<T> {
+        let mut full = Vec::new();
+        for row in page {
+            let batch = self.0.entry(kind(&row).clone()).or_default();
+            batch.push(row);
+            if batch.len() as i64 >= PAGE_SIZE {
+                full.append(batch);
+            }
+        }
+        full
+    }
+
+    /// Every row still waiting.
+    fn drain(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.0)
+            .into_values()
+            .flatten()
+            .collect()
+    }
 }
 
 /// A read-only REPEATABLE READ transaction: everything read in it comes from one snapshot
