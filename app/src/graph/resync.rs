@@ -74,7 +74,14 @@ pub async fn resync<B: GraphBackend>(
         return Err(GraphError::ResyncInProgress(env.to_string()));
     }
     let result = resync_locked(pool, backend, env).await;
+    // Unlocked before returning: the server drops a closed session's locks only some time
+    // after the close, so a resync right after this one could still find it locked.
     // Closing the connection releases the lock even if the unlock fails.
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+        .bind(RESYNC_LOCK_CLASS)
+        .bind(env)
+        .execute(&mut lock)
+        .await;
     let _ = lock.close().await;
     result
 }
@@ -96,7 +103,7 @@ async fn resync_locked<B: GraphBackend>(
     let mut located = backend.locate_nodes(env).await?;
 
     // Statements are per label and per relationship type: rows wait until their kind fills
-    // a batch, so many kinds do not mean many small statements. Each batch is written to
+    // a batch, so many kinds do not mean many small statements (and no call writes nothing). Each batch is written to
     // the graph while the next page is read from Postgres.
     let mut nodes = 0u64;
     let mut waiting = Batches::default();
@@ -104,16 +111,22 @@ async fn resync_locked<B: GraphBackend>(
     while let Some(after) = page.last().map(|node| node.id) {
         nodes += page.len() as u64;
         let full = waiting.add(page, |node| &node.entity_type);
-        let (written, next) = tokio::join!(
-            backend.resync_nodes(env, stamp, &full, &mut located),
-            load_nodes(&mut tx, env, Rows::After(after)),
-        );
+        let write = async {
+            match full.is_empty() {
+                true => Ok(()),
+                false => backend.resync_nodes(env, stamp, &full, &mut located).await,
+            }
+        };
+        let (written, next) = tokio::join!(write, load_nodes(&mut tx, env, Rows::After(after)));
         written?;
         page = next?;
     }
-    backend
-        .resync_nodes(env, stamp, &waiting.drain(), &mut located)
-        .await?;
+    let rest = waiting.drain();
+    if !rest.is_empty() {
+        backend
+            .resync_nodes(env, stamp, &rest, &mut located)
+            .await?;
+    }
 
     let mut edges = 0u64;
     let mut waiting = Batches::default();
@@ -125,6 +138,9 @@ async fn resync_locked<B: GraphBackend>(
         let (first, second) = full.split_at(full.len() / 2);
         let (written, next) = tokio::join!(
             async {
+                if full.is_empty() {
+                    return Ok(((), ()));
+                }
                 tokio::try_join!(
                     backend.resync_edges(env, stamp, first, &located),
                     backend.resync_edges(env, stamp, second, &located),
@@ -135,9 +151,10 @@ async fn resync_locked<B: GraphBackend>(
         written?;
         page = next?;
     }
-    backend
-        .resync_edges(env, stamp, &waiting.drain(), &located)
-        .await?;
+    let rest = waiting.drain();
+    if !rest.is_empty() {
+        backend.resync_edges(env, stamp, &rest, &located).await?;
+    }
     tx.commit().await?;
 
     let removed = backend.sweep(env, stamp).await?;
