@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{
     EdgeRef, FalkorBackend, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult,
-    NEO4J_SCHEMES, Neo4jBackend, Param,
+    NEO4J_SCHEMES, Neo4jBackend, NodeIds, Param,
 };
 
 /// One of the supported graph servers, picked by [`Backend::connect`].
@@ -118,6 +118,30 @@ impl GraphBackend for Backend {
 
     async fn upsert_edges(&self, env: &str, stamp: i64, edges: &[GraphEdge]) -> GraphResult<()> {
         dispatch!(self, b => b.upsert_edges(env, stamp, edges).await)
+    }
+
+    async fn locate_nodes(&self, env: &str) -> GraphResult<NodeIds> {
+        dispatch!(self, b => b.locate_nodes(env).await)
+    }
+
+    async fn resync_nodes(
+        &self,
+        env: &str,
+        stamp: i64,
+        nodes: &[GraphNode],
+        located: &mut NodeIds,
+    ) -> GraphResult<()> {
+        dispatch!(self, b => b.resync_nodes(env, stamp, nodes, located).await)
+    }
+
+    async fn resync_edges(
+        &self,
+        env: &str,
+        stamp: i64,
+        edges: &[GraphEdge],
+        located: &NodeIds,
+    ) -> GraphResult<()> {
+        dispatch!(self, b => b.resync_edges(env, stamp, edges, located).await)
     }
 
     async fn delete_nodes(&self, env: &str, ids: &[i64]) -> GraphResult<u64> {

@@ -20,7 +20,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 use super::{
     Credentials, EdgeRef, FalkorBackend, GraphBackend, GraphEdge, GraphNode, GraphResult, IfBusy,
-    Param, projected_properties, relationship_type, resync,
+    NodeIds, Param, projected_properties, relationship_type, resync,
 };
 use crate::local_postgres::{LocalAuth, LocalPostgres, LocalPostgresOptions};
 use crate::{db, seed};
@@ -321,6 +321,45 @@ impl<B: GraphBackend> GraphBackend for Timed<'_, B> {
     async fn upsert_edges(&self, env: &str, stamp: i64, edges: &[GraphEdge]) -> GraphResult<()> {
         let start = Instant::now();
         let result = self.inner.upsert_edges(env, stamp, edges).await;
+        self.record(|t| {
+            t.edges_graph += start.elapsed();
+            t.edges_end = Some(Instant::now());
+        });
+        result
+    }
+
+    async fn locate_nodes(&self, env: &str) -> GraphResult<NodeIds> {
+        let start = Instant::now();
+        let result = self.inner.locate_nodes(env).await;
+        self.record(|t| t.nodes_graph += start.elapsed());
+        result
+    }
+
+    async fn resync_nodes(
+        &self,
+        env: &str,
+        stamp: i64,
+        nodes: &[GraphNode],
+        located: &mut NodeIds,
+    ) -> GraphResult<()> {
+        let start = Instant::now();
+        let result = self.inner.resync_nodes(env, stamp, nodes, located).await;
+        self.record(|t| {
+            t.nodes_graph += start.elapsed();
+            t.nodes_end = Some(Instant::now());
+        });
+        result
+    }
+
+    async fn resync_edges(
+        &self,
+        env: &str,
+        stamp: i64,
+        edges: &[GraphEdge],
+        located: &NodeIds,
+    ) -> GraphResult<()> {
+        let start = Instant::now();
+        let result = self.inner.resync_edges(env, stamp, edges, located).await;
         self.record(|t| {
             t.edges_graph += start.elapsed();
             t.edges_end = Some(Instant::now());

@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::cypher;
 use super::model::RUN_FIELD;
 use super::{
-    ENTITY_LABEL, EdgeRef, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, Param,
-    PropertyValue, decode_property_key, projected_properties,
+    ENTITY_LABEL, EdgeRef, GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, NodeIds,
+    Param, PropertyValue, decode_property_key, projected_properties,
 };
 
 /// The graph (FalkorDB key) holding every environment's projection.
@@ -50,7 +50,7 @@ impl FalkorBackend {
         })
     }
 
-    async fn run(
+    pub(super) async fn run(
         &self,
         query: String,
         params: Vec<(&str, FalkorValue)>,
@@ -107,7 +107,7 @@ fn property_map(
     FalkorValue::Map(fixed)
 }
 
-fn string(s: &str) -> FalkorValue {
+pub(super) fn string(s: &str) -> FalkorValue {
     FalkorValue::String(s.to_string())
 }
 
@@ -127,7 +127,7 @@ fn param(value: Param) -> FalkorValue {
     }
 }
 
-fn node_row(env: &str, stamp: i64, node: &GraphNode) -> FalkorValue {
+pub(super) fn node_row(env: &str, stamp: i64, node: &GraphNode) -> FalkorValue {
     let fixed = HashMap::from([
         ("env".to_string(), string(env)),
         ("id".to_string(), FalkorValue::I64(node.id)),
@@ -143,7 +143,7 @@ fn node_row(env: &str, stamp: i64, node: &GraphNode) -> FalkorValue {
     ]))
 }
 
-fn edge_row(env: &str, stamp: i64, edge: &GraphEdge) -> FalkorValue {
+pub(super) fn edge_row(env: &str, stamp: i64, edge: &GraphEdge) -> FalkorValue {
     let fixed = HashMap::from([
         ("env".to_string(), string(env)),
         ("id".to_string(), FalkorValue::I64(edge.id)),
@@ -252,6 +252,30 @@ impl GraphBackend for FalkorBackend {
             .await?;
         }
         Ok(())
+    }
+
+    async fn locate_nodes(&self, env: &str) -> GraphResult<NodeIds> {
+        self.locate(env).await
+    }
+
+    async fn resync_nodes(
+        &self,
+        env: &str,
+        stamp: i64,
+        nodes: &[GraphNode],
+        located: &mut NodeIds,
+    ) -> GraphResult<()> {
+        self.write_located_nodes(env, stamp, nodes, located).await
+    }
+
+    async fn resync_edges(
+        &self,
+        env: &str,
+        stamp: i64,
+        edges: &[GraphEdge],
+        located: &NodeIds,
+    ) -> GraphResult<()> {
+        self.write_located_edges(env, stamp, edges, located).await
     }
 
     async fn delete_nodes(&self, env: &str, ids: &[i64]) -> GraphResult<u64> {

@@ -16,6 +16,7 @@ pub mod bench;
 mod check;
 mod cypher;
 mod falkor;
+mod falkor_resync;
 pub mod metrics;
 mod model;
 mod neo4j;
@@ -57,6 +58,9 @@ pub enum GraphError {
 
 pub type GraphResult<T> = Result<T, GraphError>;
 
+/// A backend's internal node id by entity id ([`GraphBackend::locate_nodes`]).
+pub type NodeIds = std::collections::HashMap<i64, i64>;
+
 /// A parameter of a read query ([`GraphBackend::read`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
@@ -90,6 +94,40 @@ pub trait GraphBackend: Send + Sync {
         stamp: i64,
         edges: &[GraphEdge],
     ) -> impl Future<Output = GraphResult<()>> + Send;
+
+    /// Where this environment's nodes are, for a resync: the backend's internal node id by
+    /// entity id. Backends that match by `(env, id)` only return an empty map.
+    fn locate_nodes(&self, env: &str) -> impl Future<Output = GraphResult<NodeIds>> + Send {
+        let _ = env;
+        std::future::ready(Ok(NodeIds::new()))
+    }
+
+    /// [`Self::upsert_nodes`] for a resync: may use and must extend `located` with where
+    /// each written node is (default: ignores it).
+    fn resync_nodes(
+        &self,
+        env: &str,
+        stamp: i64,
+        nodes: &[GraphNode],
+        located: &mut NodeIds,
+    ) -> impl Future<Output = GraphResult<()>> + Send {
+        let _ = located;
+        self.upsert_nodes(env, stamp, nodes)
+    }
+
+    /// [`Self::upsert_edges`] for a resync, which may find the endpoints by `located`
+    /// (default: ignores it). A located id is a hint: the node there must still be the
+    /// entity's, or the endpoint is matched by `(env, id)`.
+    fn resync_edges(
+        &self,
+        env: &str,
+        stamp: i64,
+        edges: &[GraphEdge],
+        located: &NodeIds,
+    ) -> impl Future<Output = GraphResult<()>> + Send {
+        let _ = located;
+        self.upsert_edges(env, stamp, edges)
+    }
 
     /// Deletes the nodes with these ids (and their relationships); returns how many
     /// items were removed.

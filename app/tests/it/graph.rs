@@ -58,6 +58,7 @@ on_every_backend!(
     read_returns_scalars_lists_and_maps_in_column_order,
     sweep_keeps_items_stamped_at_or_after_its_stamp,
     resync_sweep_keeps_live_writes_made_during_the_resync,
+    located_ids_of_other_nodes_never_redirect_a_resync_write,
 );
 
 #[tokio::test]
@@ -862,4 +863,89 @@ async fn resync_sweep_keeps_live_writes_made_during_the_resync<B: GraphBackend>(
     assert_eq!(backend.nodes(&dev).await.unwrap(), expected_nodes);
     assert_eq!(backend.edges(&dev).await.unwrap(), expected_edges);
     clean_up(backend, &[&dev]).await;
+}
+
+/// `(source, relationship, target)` ids of every relationship of `env`, by the nodes it
+/// actually connects (not the ids it carries as properties).
+async fn connections<B: GraphBackend>(backend: &B, env: &str) -> Vec<(i64, i64, i64)> {
+    let rows = backend
+        .read(
+            "MATCH (s:Entity {env: $env})-[r]->(t:Entity) WHERE r.env = $env \
+             RETURN s.id AS s, r.id AS r, t.id AS t ORDER BY r",
+            vec![("env", Param::Str(env.to_owned()))],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| {
+            let id = |i: usize| row[i].as_i64().unwrap();
+            (id(0), id(1), id(2))
+        })
+        .collect()
+}
+
+/// A resync finds nodes by where they were located; a location that is by now another
+/// node's (ids are reused after deletes; here: swapped, and one in another environment)
+/// must never receive the entity's properties or relationships.
+async fn located_ids_of_other_nodes_never_redirect_a_resync_write<B: GraphBackend>(backend: &B) {
+    let (dev, prod) = (unique_name("dev"), unique_name("prod"));
+    let (prod_nodes, prod_edges) = seed(backend, &prod, 1).await;
+    seed(backend, &dev, 1).await;
+    let located = backend.locate_nodes(&dev).await.unwrap();
+    let elsewhere = backend.locate_nodes(&prod).await.unwrap();
+    let mut wrong = graph::NodeIds::new();
+    if !located.is_empty() {
+        wrong.insert(1, located[&2]);
+        wrong.insert(2, located[&1]);
+        wrong.insert(3, elsewhere[&3]);
+        assert_eq!(located.len(), 3);
+    }
+
+    let renamed: Vec<GraphNode> = [1, 2, 3]
+        .into_iter()
+        .map(|id| node(&dev, id, &format!("renamed-{id}"), json!({"round": 2})))
+        .collect();
+    backend
+        .resync_nodes(&dev, 2, &renamed, &mut wrong)
+        .await
+        .unwrap();
+    let names: Vec<(i64, String)> = backend
+        .nodes(&dev)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.id, n.name))
+        .collect();
+    assert_eq!(
+        names,
+        [1, 2, 3].map(|id| (id, format!("renamed-{id}"))).to_vec()
+    );
+    // Where the nodes really are is known again.
+    assert_eq!(wrong, backend.locate_nodes(&dev).await.unwrap());
+
+    let mut misplaced = graph::NodeIds::new();
+    if !located.is_empty() {
+        misplaced.insert(1, located[&2]);
+        misplaced.insert(2, located[&1]);
+        misplaced.insert(3, elsewhere[&1]);
+    }
+    let edges = vec![
+        edge(&dev, 20, 1, 2),
+        edge(&dev, 21, 2, 3),
+        edge(&dev, 22, 3, 3),
+    ];
+    backend
+        .resync_edges(&dev, 2, &edges, &misplaced)
+        .await
+        .unwrap();
+    let connected = connections(backend, &dev).await;
+    for expected in [(1, 20, 2), (2, 21, 3), (3, 22, 3)] {
+        assert!(
+            connected.contains(&expected),
+            "{expected:?} in {connected:?}"
+        );
+    }
+    assert_eq!(backend.nodes(&prod).await.unwrap(), prod_nodes);
+    assert_eq!(backend.edges(&prod).await.unwrap(), prod_edges);
+    clean_up(backend, &[&dev, &prod]).await;
 }

@@ -5,7 +5,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -77,6 +77,9 @@ where
 }
 
 /// Deletes a child this environment owns (managed-by label and controller ownerReference).
+/// The copy may come from a lagging cache: the delete carries its uid as a precondition, so
+/// another object created meanwhile under the same name is never deleted, and a child
+/// already gone is no error. Returns whether this call deleted it.
 pub async fn delete_owned<K>(
     api: &Api<K>,
     child: &K,
@@ -98,18 +101,27 @@ where
             .iter()
             .any(|r| r.uid == uid && r.controller == Some(true))
     });
-    if !(managed && owned) {
+    let Some(uid) = child.uid().filter(|_| managed && owned) else {
         return Ok(false);
-    }
-    api.delete(&child.name_any(), &DeleteParams::background())
-        .await
-        .map_err(|source| ApplyError {
+    };
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(&child.name_any(), &params).await {
+        Ok(_) => Ok(true),
+        // Gone already, or another object by now (the uid precondition failed).
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
+        Err(source) => Err(ApplyError {
             verb: "delete",
             kind: kind_of::<K>(),
             name: child.name_any(),
             source: Box::new(source),
-        })?;
-    Ok(true)
+        }),
+    }
 }
 
 /// The JSON merge patch that turns `current` into `next`: fields `next` lacks are nulled.

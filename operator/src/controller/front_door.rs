@@ -66,8 +66,9 @@ pub struct FrontDoor {
     pub url: Option<String>,
 }
 
-/// Applies the Service and the Ingress or HTTPRoute the spec asks for, deletes the one it no
-/// longer asks for, and reads the route's acceptance.
+/// Applies the Service and the Ingress or HTTPRoute the spec asks for (at once: neither
+/// refers to the other's object), deletes the one it no longer asks for, and reads the
+/// route's acceptance.
 pub async fn apply(
     client: &Client,
     env: &AhltEnvironment,
@@ -75,12 +76,29 @@ pub async fn apply(
     observed: &Observed,
     owner: &OwnerReference,
 ) -> Result<FrontDoor, Error> {
-    let ns = plan.namespace.as_str();
     let mut service = build::service(plan, owner);
     apply::stamp(&mut service);
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    apply::apply_child(&services, &service, observed.service.as_ref()).await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), &plan.namespace);
+    let (_, door) = futures::try_join!(
+        async {
+            apply::apply_child(&services, &service, observed.service.as_ref())
+                .await
+                .map_err(Error::from)
+        },
+        entrance(client, env, plan, observed, owner),
+    )?;
+    Ok(door)
+}
 
+/// The Ingress or HTTPRoute, and the deletion of the one the spec no longer asks for.
+async fn entrance(
+    client: &Client,
+    env: &AhltEnvironment,
+    plan: &ValidatedEnv,
+    observed: &Observed,
+    owner: &OwnerReference,
+) -> Result<FrontDoor, Error> {
+    let ns = plan.namespace.as_str();
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
     let routes: Api<HTTPRoute> = Api::namespaced(client.clone(), ns);
     let mut door = FrontDoor {
@@ -120,7 +138,8 @@ pub async fn apply(
 }
 
 /// HTTPS when the first parent's Gateway serves the first host name over HTTPS; the spec's
-/// `tls` hint when the Gateway cannot be read.
+/// `tls` hint when the Gateway cannot be read. Read live: Gateways are not the operator's
+/// and not watched.
 async fn serves_https(client: &Client, plan: &RoutePlan, route: &HTTPRoute) -> bool {
     let (Some(parent), Some(host)) = (route.spec.parent_refs.first(), plan.hostnames.first())
     else {

@@ -13,9 +13,10 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::{Api, Client};
+use kube::Api;
 
 use super::apply;
+use super::cache::Reader;
 use super::error::GraphError;
 use super::observe::{self, JobPhase};
 use super::status::{GraphObservation, WorkloadObservation};
@@ -162,7 +163,7 @@ pub fn credentials_problem(name: &str, secret: Option<&Secret>) -> Option<String
 
 /// Runs the resync the plan asks for, once an image serves. Returns what GraphSynced reports.
 pub async fn step(
-    client: &Client,
+    reader: Reader<'_>,
     env: &ValidatedEnv,
     current: &AhltEnvironmentStatus,
     workload: &WorkloadObservation,
@@ -179,8 +180,10 @@ pub async fn step(
         Plan::UpToDate => return Ok(GraphObservation::UpToDate),
         Plan::Run(target) => target,
     };
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &env.namespace);
-    let job = observe::get(&jobs, &target.job)
+    // From the cache: one that has not seen a Job created a moment ago re-sends the same
+    // Job below, which changes nothing.
+    let job = reader
+        .child::<Job>(&env.namespace, &target.job)
         .await
         .map_err(GraphError::Observe)?;
     if let Some(seen) = report(&target, job.as_ref(), current.graph.as_ref()) {
@@ -191,8 +194,9 @@ pub async fn step(
         .as_ref()
         .and_then(|g| g.credentials_secret.as_ref())
     {
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &env.namespace);
-        let secret = observe::get(&secrets, name)
+        // Live: the user's Secret, not the operator's, so not watched.
+        let secret = reader
+            .live::<Secret>(&env.namespace, name)
             .await
             .map_err(GraphError::Observe)?;
         if let Some(message) = credentials_problem(name, secret.as_ref()) {
@@ -204,6 +208,7 @@ pub async fn step(
         return Ok(GraphObservation::NotConfigured);
     };
     apply::stamp(&mut desired);
+    let jobs: Api<Job> = Api::namespaced(reader.client.clone(), &env.namespace);
     // Created once (see build::jobs): never re-applied.
     let created = apply::apply_child(&jobs, &desired, None)
         .await

@@ -3,6 +3,8 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod cache;
+pub mod children;
 pub mod cleanup;
 pub mod drift;
 pub mod error;
@@ -19,15 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use kube::Client;
 use kube::runtime::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Api, Client};
 
+pub use cache::Caches;
+use cache::{api, reflect};
 pub use error::Error;
 pub use provision::{DatabaseProvisioner, Postgres, ProvisionError};
 pub use reconcile::{Context, error_policy, reconcile};
@@ -85,18 +85,14 @@ impl Context {
             backoff: backoff::Backoff::default(),
             health,
             gateway_api: front_door::GatewayApi::default(),
+            caches: None,
         }
     }
-}
 
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    /// Passes read children from `caches` (see [`cache`]) instead of the API server.
+    pub fn with_caches(mut self, caches: Caches) -> Self {
+        self.caches = Some(caches);
+        self
     }
 }
 
@@ -143,34 +139,56 @@ pub fn all_reasons() -> Vec<&'static str> {
 
 /// The controller: AhltEnvironments and the children they own, watched with timeouts and a
 /// reconnect backoff that let it resume within seconds after the API server answers again.
-/// HTTPRoutes are watched only when the cluster serves the Gateway API (`watch_routes`).
+/// The children's watches fill the returned caches, which the [`Context`] of its passes
+/// should hold ([`Context::with_caches`]). HTTPRoutes are watched only when the cluster
+/// serves the Gateway API (`watch_routes`).
 pub fn controller(
     client: &Client,
     namespace: Option<&str>,
     watch_routes: bool,
-) -> Controller<AhltEnvironment> {
+) -> (Controller<AhltEnvironment>, Caches) {
     let watch = watcher::Config::default().timeout(WATCH_TIMEOUT.as_secs() as u32);
-    // Children are watched by the managed-by label only: the operator never caches foreign objects.
-    let children = watch.clone().labels(&format!(
-        "app.kubernetes.io/managed-by={}",
-        names::MANAGED_BY
-    ));
+    let children = cache::children_config(&watch);
+    let (caches, writers) = cache::caches(watch_routes);
     let controller = Controller::new(api::<AhltEnvironment>(client, namespace), watch)
-        .owns(api::<ConfigMap>(client, namespace), children.clone())
-        .owns(api::<Secret>(client, namespace), children.clone())
-        .owns(api::<Service>(client, namespace), children.clone())
-        .owns(api::<Deployment>(client, namespace), children.clone())
-        .owns(api::<Ingress>(client, namespace), children.clone())
-        .owns(api::<Job>(client, namespace), children.clone());
-    let controller = if watch_routes {
-        controller.owns(
-            api::<crate::gateway::HTTPRoute>(client, namespace),
-            children,
-        )
-    } else {
-        controller
+        .owns_stream(reflect(
+            writers.config_maps,
+            api(client, namespace),
+            children.clone(),
+        ))
+        .owns_stream(reflect(
+            writers.secrets,
+            api(client, namespace),
+            children.clone(),
+        ))
+        .owns_stream(reflect(
+            writers.services,
+            api(client, namespace),
+            children.clone(),
+        ))
+        .owns_stream(reflect(
+            writers.deployments,
+            api(client, namespace),
+            children.clone(),
+        ))
+        .owns_stream(reflect(
+            writers.ingresses,
+            api(client, namespace),
+            children.clone(),
+        ))
+        .owns_stream(reflect(
+            writers.jobs,
+            api(client, namespace),
+            children.clone(),
+        ));
+    let controller = match writers.routes {
+        Some(routes) => controller.owns_stream(reflect(routes, api(client, namespace), children)),
+        None => controller,
     };
-    controller.trigger_backoff(backoff::WatchBackoff::default())
+    (
+        controller.trigger_backoff(backoff::WatchBackoff::default()),
+        caches,
+    )
 }
 
 /// Runs `controller` with `ctx` until it stops (after its shutdown trigger fired).
@@ -201,18 +219,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "the cluster does not serve gateway.networking.k8s.io/v1: HTTPRoutes are not watched"
         );
     }
-    let controller = controller(&client, ns, watch_routes).shutdown_on_signal();
+    let (controller, caches) = controller(&client, ns, watch_routes);
+    let controller = controller.shutdown_on_signal();
 
     let store = controller.store();
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::new(config.stall_after, Some(store.clone())));
-    let ctx = Arc::new(Context::new(
-        client,
-        Arc::new(Postgres),
-        metrics.clone(),
-        health.clone(),
-        config.instance.clone(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            Arc::new(Postgres),
+            metrics.clone(),
+            health.clone(),
+            config.instance.clone(),
+        )
+        .with_caches(caches),
+    );
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(

@@ -1,12 +1,20 @@
 //! Reads what exists: the admin Secret and every child, by name. Pure helpers then turn
 //! Jobs and Deployments into the observations status is computed from.
+//!
+//! Two reads stay live whatever the caches hold, because they decide what cannot be undone:
+//! the admin Secret (often in another namespace and never labelled, so not watched; its
+//! credentials say which server the database is created on) and the database Secret (the
+//! rename check reads the database and role it names, and it holds the role's only
+//! password: a copy missing from a lagging cache would have a new password generated and
+//! the role re-keyed). Every other child comes from its watch cache ([`super::cache`]).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::{Api, Client};
+use kube::Api;
 
+use super::cache::Reader;
 use super::error::{ObserveError, kind_of};
 use super::status::{MigrationObservation, WorkloadObservation};
 use crate::gateway::HTTPRoute;
@@ -16,7 +24,7 @@ use crate::validate::ValidatedEnv;
 /// The `data` of a Secret, keyed by name.
 pub type AdminSecretData = std::collections::BTreeMap<String, Vec<u8>>;
 
-/// The children and inputs of one environment as the API server has them.
+/// The children and inputs of one environment as the API server (or its cache) has them.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     pub admin_secret: Option<Secret>,
@@ -34,56 +42,59 @@ pub struct Observed {
     pub gateway_api: bool,
 }
 
-/// GETs, in a fixed order: admin Secret, database Secret, app Secret, ConfigMap, migration
-/// Job, Deployment, Service, HTTPRoute (when the cluster serves the Gateway API), Ingress.
+/// The admin and database Secrets live, the rest from the caches (or live without them),
+/// all at once.
 pub async fn observe(
-    client: &Client,
+    reader: Reader<'_>,
     env: &ValidatedEnv,
     gateway_api: bool,
 ) -> Result<Observed, ObserveError> {
     let ns = env.namespace.as_str();
-    let admin_api: Api<Secret> =
-        Api::namespaced(client.clone(), &env.database.admin_secret_namespace);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let app = names::app(&env.name);
+    let app_secret = names::app_secret(&env.name);
+    let config_map = names::config_map(&env.name);
+    let migration_job = names::migration_job(&env.name, &env.image);
+    let route = async {
+        match gateway_api {
+            true => reader.child::<HTTPRoute>(ns, &app).await,
+            false => Ok(None),
+        }
+    };
+    let (admin_secret, database_secret, cached_app_secret, config_map, migration_job) = futures::try_join!(
+        reader.live::<Secret>(
+            &env.database.admin_secret_namespace,
+            &env.database.admin_secret_name
+        ),
+        reader.live::<Secret>(ns, &env.database.secret_name),
+        reader.child::<Secret>(ns, &app_secret),
+        reader.child::<ConfigMap>(ns, &config_map),
+        reader.child::<Job>(ns, &migration_job),
+    )?;
+    let (deployment, service, route, ingress) = futures::try_join!(
+        reader.child::<Deployment>(ns, &app),
+        reader.child::<Service>(ns, &app),
+        route,
+        reader.child::<Ingress>(ns, &app),
+    )?;
+    // The app Secret holds generated values too (session key, initial admin password): a
+    // provisioned environment whose cache lacks it (a lagging watch, or a Secret without
+    // our label) has it confirmed live instead of regenerated.
+    let app_secret = match cached_app_secret {
+        None if database_secret.is_some() && reader.cache::<Secret>().is_some() => {
+            reader.live::<Secret>(ns, &app_secret).await?
+        }
+        found => found,
+    };
     Ok(Observed {
-        admin_secret: get(&admin_api, &env.database.admin_secret_name).await?,
-        database_secret: get(&secrets, &env.database.secret_name).await?,
-        app_secret: get(&secrets, &names::app_secret(&env.name)).await?,
-        config_map: get(
-            &Api::<ConfigMap>::namespaced(client.clone(), ns),
-            &names::config_map(&env.name),
-        )
-        .await?,
-        migration_job: get(
-            &Api::<Job>::namespaced(client.clone(), ns),
-            &names::migration_job(&env.name, &env.image),
-        )
-        .await?,
-        deployment: get(
-            &Api::<Deployment>::namespaced(client.clone(), ns),
-            &names::app(&env.name),
-        )
-        .await?,
-        service: get(
-            &Api::<Service>::namespaced(client.clone(), ns),
-            &names::app(&env.name),
-        )
-        .await?,
-        route: match gateway_api {
-            true => {
-                get(
-                    &Api::<HTTPRoute>::namespaced(client.clone(), ns),
-                    &names::app(&env.name),
-                )
-                .await?
-            }
-            false => None,
-        },
-        ingress: get(
-            &Api::<Ingress>::namespaced(client.clone(), ns),
-            &names::app(&env.name),
-        )
-        .await?,
+        admin_secret,
+        database_secret,
+        app_secret,
+        config_map,
+        migration_job,
+        deployment,
+        service,
+        route,
+        ingress,
         gateway_api,
     })
 }

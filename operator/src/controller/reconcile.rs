@@ -1,13 +1,10 @@
-//! One reconcile pass: acknowledge -> validate -> observe and plan -> database -> build (pure)
-//! and apply -> graph -> status.
+//! One reconcile pass: acknowledge -> validate -> finalizer and observe -> plan -> build
+//! (pure) -> apply (front door, database, configuration at once; then Job and Deployment)
+//! -> graph -> status.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
@@ -16,20 +13,21 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use super::apply;
 use super::backoff::Backoff;
+use super::cache::{Caches, Reader};
+use super::children;
 use super::cleanup;
-use super::error::{DatabaseStepError, Error};
-use super::front_door::{self, GatewayApi};
+use super::error::Error;
+use super::front_door::{self, FrontDoor, GatewayApi};
 use super::graph;
 use super::observe::{self, Observed};
-use super::provision::{DatabaseProvisioner, ProvisionError};
+use super::provision::DatabaseProvisioner;
 use super::rollout::{self, RolloutPlan};
 use super::status::{
     self, DatabaseObservation, GraphObservation, IngressObservation, Observations, Outcome,
     Progress,
 };
-use crate::build::{self, DatabaseEndpoint, GeneratedSecrets, env_vars, secrets::keys};
-use crate::crd::{AhltEnvironment, AhltEnvironmentStatus, DatabaseStatus};
-use crate::database::{self, AdminCredentials, DatabaseTarget};
+use crate::build;
+use crate::crd::{AhltEnvironment, AhltEnvironmentStatus};
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::names;
@@ -58,6 +56,19 @@ pub struct Context {
     pub health: Arc<Health>,
     /// Whether the cluster serves the Gateway API, re-checked every minute.
     pub gateway_api: GatewayApi,
+    /// The children's watch caches; without them (single passes in tests, tools) every
+    /// child is read live.
+    pub caches: Option<Caches>,
+}
+
+impl Context {
+    /// Where passes read children.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            client: &self.client,
+            caches: self.caches.as_ref(),
+        }
+    }
 }
 
 /// Entry point for the controller: one pass plus metrics, health and backoff bookkeeping.
@@ -66,10 +77,11 @@ pub async fn reconcile(env: Arc<AhltEnvironment>, ctx: Arc<Context>) -> Result<A
     ctx.metrics.reconcile_started();
     ctx.health.pass_started();
     let key = ObjectRef::from_obj(env.as_ref());
+    // On the heap: a pass's concurrent steps make a future too big for a thread's stack.
     let result = if env.meta().deletion_timestamp.is_some() {
-        cleanup::cleanup(&env, &ctx).await
+        Box::pin(cleanup::cleanup(&env, &ctx)).await
     } else {
-        reconcile_env(&env, &ctx).await
+        Box::pin(reconcile_env(&env, &ctx)).await
     };
     ctx.health.pass_finished();
     ctx.metrics.reconcile_finished(started.elapsed());
@@ -124,12 +136,17 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
         return Ok(Action::await_change());
     }
 
-    // 3. The finalizer guards the database from here on.
-    apply::set_finalizer(&pass.api, env, true).await?;
+    // 3. The finalizer guards the database from here on; meanwhile, observe (the caches,
+    //    and the two reads that stay live).
+    let (_, observed) = futures::try_join!(
+        async { Ok::<_, Error>(apply::set_finalizer(&pass.api, env, true).await?) },
+        async {
+            let gateway_api = ctx.gateway_api.available(&ctx.client).await?;
+            Ok(observe::observe(ctx.reader(), &plan, gateway_api).await?)
+        },
+    )?;
 
-    // 4. Observe, and decide the rollout once.
-    let gateway_api = ctx.gateway_api.available(&ctx.client).await?;
-    let observed = observe::observe(&ctx.client, &plan, gateway_api).await?;
+    // 4. Decide the rollout once.
     let rollout = rollout::plan(
         &plan,
         &current,
@@ -150,35 +167,57 @@ async fn reconcile_env(env: &AhltEnvironment, ctx: &Context) -> Result<Action, E
         return Ok(Action::await_change());
     }
 
-    // 6. Service and Ingress or HTTPRoute from the first pass, so certificates issue
-    //    during migrations.
-    let door = front_door::apply(&ctx.client, env, &plan, &observed, &owner).await?;
-
-    // 7. Database: credentials, the per-environment Secret, then the role and database.
-    let database = match database_step(ctx, &plan, &observed, &owner).await {
-        Ok(step) => step,
+    // 6. Credentials kept from the Secrets (or generated once), every child built (pure).
+    let front_door = front_door::apply(&ctx.client, env, &plan, &observed, &owner);
+    let prepared = match children::prepare(&plan, &owner, &rollout, &observed) {
+        Ok(prepared) => prepared,
         Err(e) => {
-            let failure = DatabaseObservation::Failed {
-                reason: e.reason(),
-                message: e.to_string(),
-            };
-            let mut progress = observed_progress(&plan, &rollout, &observed, failure);
-            progress.ingress = door.ingress;
-            progress.url = door.url;
-            pass.finish(&current, Outcome::Reconciled(Box::new(progress)))
-                .await?;
-            return Err(e);
+            let door = front_door.await?;
+            let as_observed = |db| observed_progress(&plan, &rollout, &observed, db);
+            return pass
+                .database_failed(&current, as_observed, door, e.into())
+                .await;
         }
     };
 
-    // 8. Build (pure) and apply the rest, as the rollout plan says.
-    let mut progress = apply_children(ctx, &plan, &rollout, &observed, &owner, database).await?;
+    // 7. At once, as none waits for another: the Service and Ingress or HTTPRoute (from the
+    //    first pass, so certificates issue during migrations); the database Secret, then
+    //    the role and database; the app Secret and ConfigMap.
+    let (door, database, configuration) = futures::join!(
+        front_door,
+        children::database(ctx, &plan, &prepared, &observed),
+        children::configuration(ctx, &plan, &prepared, &observed),
+    );
+    let door = door?;
+    let database = match database {
+        Ok(database) => database,
+        Err(e) => {
+            let as_observed = |db| observed_progress(&plan, &rollout, &observed, db);
+            return pass
+                .database_failed(&current, as_observed, door, e.into())
+                .await;
+        }
+    };
+    configuration?;
+
+    // 8. The migration Job and the Deployment, as the rollout plan says.
+    let (migration, workload) =
+        children::workloads(ctx, &plan, &rollout, &prepared, &observed).await?;
     let waiting_for_route = door.ingress.waits_for_route();
-    progress.ingress = door.ingress;
-    progress.url = door.url;
+    let mut progress = Progress {
+        spec_image: plan.image.clone(),
+        url: door.url,
+        selector: names::selector_string(&plan.name),
+        database: DatabaseObservation::Ready(database),
+        migration,
+        workload,
+        ingress: door.ingress,
+        // Filled in by the graph step.
+        graph: GraphObservation::Unobserved,
+    };
 
     // 9. Graph resync, once an image serves.
-    progress.graph = graph::step(&ctx.client, &plan, &current, &progress.workload, &owner)
+    progress.graph = graph::step(ctx.reader(), &plan, &current, &progress.workload, &owner)
         .await
         .map_err(Error::Graph)?;
 
@@ -234,174 +273,30 @@ impl<'a> Pass<'a> {
     }
 }
 
+impl Pass<'_> {
+    /// Reports a failed database step (with the front door as applied and the rest as
+    /// observed) and fails the pass with it.
+    async fn database_failed(
+        &self,
+        current: &AhltEnvironmentStatus,
+        as_observed: impl FnOnce(DatabaseObservation) -> Progress,
+        door: FrontDoor,
+        e: Error,
+    ) -> Result<Action, Error> {
+        let mut progress = as_observed(DatabaseObservation::Failed {
+            reason: e.reason(),
+            message: e.to_string(),
+        });
+        progress.ingress = door.ingress;
+        progress.url = door.url;
+        self.finish(current, Outcome::Reconciled(Box::new(progress)))
+            .await?;
+        Err(e)
+    }
+}
+
 pub(crate) fn metrics_key(env: &AhltEnvironment) -> String {
     format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any())
-}
-
-/// What the database step hands on.
-struct DatabaseStep {
-    secrets: GeneratedSecrets,
-    endpoint: DatabaseEndpoint,
-    status: DatabaseStatus,
-}
-
-/// Reads the admin Secret, keeps or generates every credential, applies the database Secret
-/// (so the password is stored before it is used) and ensures the role and database.
-async fn database_step(
-    ctx: &Context,
-    plan: &ValidatedEnv,
-    observed: &Observed,
-    owner: &OwnerReference,
-) -> Result<DatabaseStep, Error> {
-    let admin_secret =
-        observed
-            .admin_secret
-            .as_ref()
-            .ok_or_else(|| DatabaseStepError::AdminSecretNotFound {
-                namespace: plan.database.admin_secret_namespace.clone(),
-                name: plan.database.admin_secret_name.clone(),
-            })?;
-    let admin = AdminCredentials::from_secret_data(&observe::secret_data(admin_secret))
-        .map_err(|e| DatabaseStepError::Provision(ProvisionError::from(e)))?;
-    let secrets = keep_or_generate(plan, &admin, observed);
-    let endpoint = DatabaseEndpoint {
-        host: admin.host.clone(),
-        port: admin.port,
-        sslmode: admin.sslmode.clone(),
-    };
-    let mut db_secret = build::database_secret(
-        plan,
-        owner,
-        &secrets.database_url,
-        build::DatabaseSecretParts {
-            host: endpoint.host.clone(),
-            port: endpoint.port,
-            database: plan.database.name.clone(),
-            username: plan.database.role.clone(),
-            password: secrets.database_password.clone(),
-            sslmode: endpoint.sslmode.clone(),
-        },
-    );
-    apply::stamp(&mut db_secret);
-    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &plan.namespace);
-    apply::apply_child(&secrets_api, &db_secret, observed.database_secret.as_ref())
-        .await
-        .map_err(DatabaseStepError::Secret)?;
-
-    let target = target(plan, &secrets.database_password);
-    ctx.provisioner
-        .ensure(&admin, &target)
-        .await
-        .map_err(DatabaseStepError::Provision)?;
-    Ok(DatabaseStep {
-        status: DatabaseStatus {
-            name: plan.database.name.clone(),
-            role: plan.database.role.clone(),
-            secret_name: plan.database.secret_name.clone(),
-        },
-        secrets,
-        endpoint,
-    })
-}
-
-fn target(plan: &ValidatedEnv, password: &str) -> DatabaseTarget {
-    DatabaseTarget {
-        database: plan.database.name.clone(),
-        role: plan.database.role.clone(),
-        password: password.to_owned(),
-        owner: database::environment_owner(&plan.namespace, &plan.name),
-    }
-}
-
-/// Generated values are created once: whatever the Secrets already hold is kept.
-fn keep_or_generate(
-    plan: &ValidatedEnv,
-    admin: &AdminCredentials,
-    observed: &Observed,
-) -> GeneratedSecrets {
-    let database_password =
-        observe::secret_value(observed.database_secret.as_ref(), keys::PASSWORD)
-            .unwrap_or_else(database::generate_password);
-    let session_key = observe::secret_value(observed.app_secret.as_ref(), env_vars::SESSION_KEY)
-        .unwrap_or_else(build::generate_session_key);
-    let admin_password =
-        observe::secret_value(observed.app_secret.as_ref(), env_vars::ADMIN_PASSWORD)
-            .unwrap_or_else(build::generate_admin_password);
-    GeneratedSecrets {
-        database_url: database::database_url(admin, &target(plan, &database_password)),
-        database_password,
-        session_key,
-        admin_password,
-    }
-}
-
-/// Applies the app Secret and ConfigMap, creates the migration Job and applies the
-/// Deployment as the rollout plan says. Returns what status reports.
-async fn apply_children(
-    ctx: &Context,
-    plan: &ValidatedEnv,
-    rollout: &RolloutPlan,
-    observed: &Observed,
-    owner: &OwnerReference,
-    database: DatabaseStep,
-) -> Result<Progress, Error> {
-    let client = &ctx.client;
-    let ns = plan.namespace.as_str();
-
-    // Build (pure). Without a serving image the Deployment is built but not applied.
-    let mut children = build::children(
-        plan,
-        owner,
-        &database.secrets,
-        &database.endpoint,
-        rollout.serving_image.as_deref().unwrap_or(&plan.image),
-    );
-    apply::stamp(&mut children.app_secret);
-    apply::stamp(&mut children.config_map);
-    apply::stamp(&mut children.migration_job);
-    apply::stamp(&mut children.deployment);
-
-    // Apply.
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    apply::apply_child(&secrets, &children.app_secret, observed.app_secret.as_ref()).await?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    apply::apply_child(
-        &config_maps,
-        &children.config_map,
-        observed.config_map.as_ref(),
-    )
-    .await?;
-    let mut migration = rollout.migration.clone();
-    if rollout.create_migration_job {
-        // Job templates are immutable: a Job is created once per image and never re-applied.
-        let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-        let job = apply::apply_child(&jobs, &children.migration_job, None).await?;
-        migration = observe::migration_state(Some(&job), plan.migrations.backoff_limit);
-    }
-    let workload = if rollout.apply_workload() {
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let deployment = apply::apply_child(
-            &deployments,
-            &children.deployment,
-            observed.deployment.as_ref(),
-        )
-        .await?;
-        observe::workload_state(Some(&deployment))
-    } else {
-        observe::workload_state(None)
-    };
-
-    Ok(Progress {
-        spec_image: plan.image.clone(),
-        url: plan.url(),
-        selector: names::selector_string(&plan.name),
-        database: DatabaseObservation::Ready(database.status),
-        migration,
-        workload,
-        // Filled in by the front door and graph steps.
-        ingress: IngressObservation::Pending,
-        graph: GraphObservation::Unobserved,
-    })
 }
 
 /// What status reports when the pass stopped before applying children: the rest as observed.

@@ -167,7 +167,13 @@ fn route(
         ("PATCH", Some(name)) => patch(shared, &target, name, &params, content_type, body),
         ("DELETE", Some(name)) => {
             let key = key(&target, name);
-            shared.write(|s| s.delete(&key)).map(|o| (200, o))
+            shared
+                .write(|s| {
+                    let stored = s.get(&key).ok_or_else(|| ApiError::not_found(&key))?;
+                    check_delete_preconditions(&stored.object, body)?;
+                    s.delete(&key)
+                })
+                .map(|o| (200, o))
         }
         _ => Err(ApiError::new(405, "MethodNotAllowed", "method not allowed")),
     };
@@ -196,6 +202,26 @@ fn manager(params: &HashMap<String, String>) -> String {
         .get("fieldManager")
         .cloned()
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// DeleteOptions' `preconditions` (uid, resourceVersion) that the stored object does not
+/// meet are a conflict, as on a real server.
+fn check_delete_preconditions(stored: &Value, body: &[u8]) -> Result<(), ApiError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    let options = parse_body(body)?;
+    for field in ["uid", "resourceVersion"] {
+        if let Some(want) = options["preconditions"][field].as_str()
+            && Some(want) != stored["metadata"][field].as_str()
+        {
+            return Err(ApiError::conflict(format!(
+                "Precondition failed: {field} in precondition: {want}, {field} in object meta: {}",
+                stored["metadata"][field].as_str().unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A stale `metadata.resourceVersion` in a body is a conflict, as on a real server.

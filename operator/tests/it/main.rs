@@ -1,6 +1,8 @@
 //! The operator's integration tests as one binary: one link, tests in parallel across
 //! modules.
 
+mod support;
+mod cache_flows;
 mod cli;
 mod controller;
 mod crd_schema;
@@ -9,4 +11,3 @@ mod docs;
 mod flows;
 mod graph_flows;
 mod route_flows;
-mod support;

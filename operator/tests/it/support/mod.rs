@@ -15,8 +15,8 @@ use ahlt_operator::http::Health;
 use ahlt_operator::metrics::Metrics;
 use ahlt_operator::names;
 use ahlt_operator::testing::{FakeApiServer, RequestRecord, client};
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
@@ -123,6 +123,20 @@ pub struct Cluster {
     pub db: Arc<FakeProvisioner>,
     pub ctx: Arc<Context>,
     pub metrics: Arc<Metrics>,
+    /// The watches feeding the caches of `ctx`, when it has caches.
+    feed: Option<CacheFeed>,
+}
+
+/// Drives the watches of caches that single passes read; counts the events they took in.
+struct CacheFeed {
+    task: tokio::task::JoinHandle<()>,
+    events: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Drop for CacheFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The controller running against a cluster; stops when dropped.
@@ -156,29 +170,67 @@ impl Cluster {
     pub fn on(api: FakeApiServer, url: &str, db: FakeProvisioner) -> Self {
         let db = Arc::new(db);
         let metrics = Arc::new(Metrics::default());
-        let ctx = Arc::new(Context::new(
-            client(url),
-            db.clone(),
-            metrics.clone(),
-            Arc::new(Health::new(Duration::from_secs(3600), None)),
-            Some("test".into()),
-        ));
+        let ctx = Arc::new(context(client(url), &db, &metrics));
         Self {
             api,
             db,
             ctx,
             metrics,
+            feed: None,
         }
     }
 
-    /// Runs the whole controller (watches, queue, reconcile) in the background.
+    /// From now on passes read children from watch caches, as the running controller's
+    /// passes do. Returns once the caches have been listed.
+    pub async fn with_caches(mut self) -> Self {
+        self.feed = None;
+        let client = self.ctx.client.clone();
+        let (caches, watches) = controller::cache::watch_alone(&client, Some(NS), true);
+        let (count, events) = tokio::sync::watch::channel(0u64);
+        let task = tokio::spawn(watches.for_each(move |()| {
+            count.send_modify(|n| *n += 1);
+            std::future::ready(())
+        }));
+        caches.listed().await;
+        self.ctx = Arc::new(context(client, &self.db, &self.metrics).with_caches(caches));
+        self.feed = Some(CacheFeed { task, events });
+        self
+    }
+
+    /// The caches stop following the API server: from now on they only lag.
+    pub fn freeze_caches(&mut self) {
+        if let Some(feed) = &self.feed {
+            feed.task.abort();
+        }
+    }
+
+    /// Waits until the caches hold every child of the operator as the server has it.
+    pub async fn caches_synced(&self) {
+        let caches = self.ctx.caches.as_ref().expect("a cluster with caches");
+        let mut events = self.feed.as_ref().expect("fed caches").events.clone();
+        let deadline = tokio::time::Instant::now() + ahlt_operator::testing::WAIT_DEADLINE;
+        loop {
+            events.borrow_and_update();
+            if caches_hold(&self.api, caches) {
+                return;
+            }
+            tokio::select! {
+                changed = events.changed() => changed.expect("the caches' watches stopped"),
+                () = tokio::time::sleep_until(deadline) => panic!("timed out waiting for the caches"),
+            }
+        }
+    }
+
+    /// Runs the whole controller (watches, queue, reconcile) in the background, its passes
+    /// reading from the caches its watches fill.
     pub fn run(&self) -> Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let controller = controller::controller(&self.ctx.client, Some(NS), true)
-            .graceful_shutdown_on(async move {
-                let _ = stopped.await;
-            });
-        let task = tokio::spawn(controller::drive(controller, self.ctx.clone()));
+        let (controller, caches) = controller::controller(&self.ctx.client, Some(NS), true);
+        let controller = controller.graceful_shutdown_on(async move {
+            let _ = stopped.await;
+        });
+        let ctx = context(self.ctx.client.clone(), &self.db, &self.metrics).with_caches(caches);
+        let task = tokio::spawn(controller::drive(controller, Arc::new(ctx)));
         Running {
             stop: Some(stop),
             task,
@@ -193,8 +245,12 @@ impl Cluster {
     }
 
     /// Passes until one ends without a write (what the controller's watch loop would do).
+    /// With caches, each pass waits for them to catch up first, as a watch event would.
     pub async fn settle(&self) {
         for _ in 0..10 {
+            if self.feed.is_some() {
+                self.caches_synced().await;
+            }
             let before = self.writes().len();
             self.pass().await.expect("pass succeeds");
             if self.writes().len() == before {
@@ -322,6 +378,69 @@ impl Cluster {
     }
 }
 
+/// The operator's context for `client`, without caches.
+pub fn context(client: kube::Client, db: &Arc<FakeProvisioner>, metrics: &Arc<Metrics>) -> Context {
+    Context::new(
+        client,
+        db.clone(),
+        metrics.clone(),
+        Arc::new(Health::new(Duration::from_secs(3600), None)),
+        Some("test".into()),
+    )
+}
+
+/// Whether every cache holds the operator's children of its kind as the server has them
+/// (same names, same resourceVersions).
+fn caches_hold(api: &FakeApiServer, caches: &controller::Caches) -> bool {
+    fn same<K: kube::Resource<DynamicType = ()> + Clone + 'static>(
+        api: &FakeApiServer,
+        plural: &str,
+        store: &kube::runtime::reflector::Store<K>,
+    ) -> bool {
+        let server: BTreeMap<String, String> = api
+            .list(plural)
+            .iter()
+            .filter(|o| {
+                labels(o)
+                    .get("app.kubernetes.io/managed-by")
+                    .map(String::as_str)
+                    == Some(names::MANAGED_BY)
+            })
+            .map(|o| {
+                let meta = &o["metadata"];
+                (
+                    meta["name"].as_str().unwrap_or_default().to_owned(),
+                    meta["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        let cached: BTreeMap<String, String> = store
+            .state()
+            .iter()
+            .map(|o| {
+                (
+                    o.meta().name.clone().unwrap_or_default(),
+                    o.meta().resource_version.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        server == cached
+    }
+    same(api, "secrets", &caches.secrets)
+        && same(api, "configmaps", &caches.config_maps)
+        && same(api, "jobs", &caches.jobs)
+        && same(api, "deployments", &caches.deployments)
+        && same(api, "services", &caches.services)
+        && same(api, "ingresses", &caches.ingresses)
+        && caches
+            .routes
+            .as_ref()
+            .is_none_or(|r| same(api, "httproutes", r))
+}
+
 /// An AhltEnvironment as a user applies it.
 pub fn env(tag: &str) -> Value {
     json!({
@@ -380,6 +499,21 @@ pub fn has(status: &Value, type_: &str, want: (&str, &str)) -> bool {
                 && c["observedGeneration"] == status["observedGeneration"]
         })
     })
+}
+
+/// `plural/name` of every GET of one object (lists and watches aside), in order.
+pub fn object_gets(records: &[RequestRecord]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.method == "GET" && !r.is_watch())
+        .filter_map(|r| {
+            let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+            match parts.as_slice() {
+                [.., "namespaces", _, plural, name] => Some(format!("{plural}/{name}")),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 pub fn secret_string(secret: &Value, key: &str) -> String {
