@@ -1,7 +1,6 @@
 //! The operator's integration tests as one binary: one link, tests in parallel across
 //! modules.
 
-mod support;
 mod cache_flows;
 mod cli;
 mod controller;
@@ -11,3 +10,4 @@ mod docs;
 mod flows;
 mod graph_flows;
 mod route_flows;
+mod support;
