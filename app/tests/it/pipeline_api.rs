@@ -23,20 +23,18 @@ pub(crate) struct Board {
     admin: TestClient,
 }
 
-pub(crate) async fn board(app: &TestApp) -> Board {
-    let (chair_id, chair) = user(app, "chair", &[]).await;
-    let (member_id, member) = user(app, "member", &[]).await;
-    let (_, outsider) = user(app, "outsider", &[]).await;
-    let (_, admin) = admin(app).await;
+/// The ToR "board" with a chair function (every meeting capability) held by `chair` and a
+/// member function (`tor.view`) held by `member`.
+pub(crate) async fn board_tor(tx: &mut sqlx::PgConnection, chair: i64, member: i64) -> i64 {
     let actor = Actor::system();
-    let mut tx = app.pool().begin().await.unwrap();
+
     let new = NewTor {
         name: "board".into(),
         label: "Board".into(),
         description: String::new(),
         parent_id: None,
     };
-    let tor = tors::create(&mut tx, &actor, &new).await.unwrap().id;
+    let tor = tors::create(&mut *tx, &actor, &new).await.unwrap().id;
     for (slug, caps, holder) in [
         (
             "chair",
@@ -48,9 +46,9 @@ pub(crate) async fn board(app: &TestApp) -> Board {
                 "decision.vote",
                 "minutes.record",
             ][..],
-            chair_id,
+            chair,
         ),
-        ("member", &["tor.view"][..], member_id),
+        ("member", &["tor.view"][..], member),
     ] {
         let f = NewFunction {
             slug: slug.into(),
@@ -58,9 +56,19 @@ pub(crate) async fn board(app: &TestApp) -> Board {
             description: String::new(),
             capabilities: caps.iter().map(|c| c.parse().unwrap()).collect(),
         };
-        let f = tors::add_function(&mut tx, &actor, tor, &f).await.unwrap();
-        tors::assign(&mut tx, &actor, f.id, holder).await.unwrap();
+        let f = tors::add_function(&mut *tx, &actor, tor, &f).await.unwrap();
+        tors::assign(&mut *tx, &actor, f.id, holder).await.unwrap();
     }
+    tor
+}
+
+pub(crate) async fn board(app: &TestApp) -> Board {
+    let (chair_id, chair) = user(app, "chair", &[]).await;
+    let (member_id, member) = user(app, "member", &[]).await;
+    let (_, outsider) = user(app, "outsider", &[]).await;
+    let (_, admin) = admin(app).await;
+    let mut tx = app.pool().begin().await.unwrap();
+    let tor = board_tor(&mut tx, chair_id, member_id).await;
     tx.commit().await.unwrap();
     Board {
         tor,

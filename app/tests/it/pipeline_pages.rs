@@ -9,7 +9,6 @@ use ahlt::domain::pipeline::agenda::{self, AgendaSource};
 use ahlt::domain::pipeline::coa::{self, NewSection};
 use ahlt::domain::pipeline::meetings::{self, NewMeeting};
 use ahlt::domain::pipeline::{items, minutes, workflow};
-use ahlt::domain::tors::{self, NewFunction, NewTor};
 use ahlt::test_app::ADMIN_PASSWORD;
 use ahlt::test_app::{TestApp, TestClient, TestResponse};
 use api_support::{PASSWORD, create_user};
@@ -51,37 +50,7 @@ async fn world(app: &TestApp) -> World {
     create_user(app, "outsider", &[]).await;
     let actor = Actor::system();
     let mut tx = app.pool().begin().await.unwrap();
-    let new = NewTor {
-        name: "board".into(),
-        label: "Board".into(),
-        description: String::new(),
-        parent_id: None,
-    };
-    let tor = tors::create(&mut tx, &actor, &new).await.unwrap().id;
-    for (slug, caps, holder) in [
-        (
-            "chair",
-            &[
-                "tor.view",
-                "meeting.call",
-                "agenda.set",
-                "decision.approve",
-                "decision.vote",
-                "minutes.record",
-            ][..],
-            chair,
-        ),
-        ("member", &["tor.view"][..], member),
-    ] {
-        let f = NewFunction {
-            slug: slug.into(),
-            label: slug.into(),
-            description: String::new(),
-            capabilities: caps.iter().map(|c| c.parse().unwrap()).collect(),
-        };
-        let f = tors::add_function(&mut tx, &actor, tor, &f).await.unwrap();
-        tors::assign(&mut tx, &actor, f.id, holder).await.unwrap();
-    }
+    let tor = crate::pipeline_api::board_tor(&mut tx, chair, member).await;
     let suggestion = items::submit(&mut tx, &actor, kind::SUGGESTION, tor, "Idea", "")
         .await
         .unwrap();
