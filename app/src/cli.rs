@@ -144,6 +144,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2_000)]
     pub baseline_relations: u64,
 
+    /// Skip the per-entity baseline (minutes for the defaults): our resync only.
+    #[arg(long)]
+    pub skip_baseline: bool,
+
     /// Environment to write to; must start with `bench-`. Default: a fresh `bench-<random>`.
     /// (AHLT_ENV_NAME is deliberately not read: the bench never writes a real environment.)
     #[arg(long, value_parser = parse_bench_env)]

@@ -206,6 +206,7 @@ async fn graph_bench(database_url: Option<&str>, args: &BenchArgs) -> anyhow::Re
         relations: args.relations,
         env,
         baseline_relations: args.baseline_relations,
+        skip_baseline: args.skip_baseline,
     };
     let scratch = ScratchDatabase::create(database_url).await?;
     println!(

@@ -42,6 +42,8 @@ pub struct BenchOptions {
     /// Relations the baseline writes (it always writes every entity); its time for all
     /// relations is extrapolated from these.
     pub baseline_relations: u64,
+    /// Run ours only (the baseline takes minutes).
+    pub skip_baseline: bool,
 }
 
 /// A fresh environment name, so a bench never touches a real one: `bench-<random>`.
@@ -201,7 +203,9 @@ pub async fn run<B: GraphBackend>(
     removed.context("removing the bench environment from the graph")?;
     let left_behind = backend.nodes(&options.env).await?.len() as u64;
 
-    let baseline = if baseline::supports(&target.uri) {
+    let baseline = if options.skip_baseline {
+        None
+    } else if baseline::supports(&target.uri) {
         let env = format!("{}-baseline", options.env);
         let graph_name = format!("{}_bench_baseline_{}", target.graph_name, random_suffix());
         let graph = baseline::Graph::connect(target, &graph_name).await?;

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use super::{ENTITY_LABEL, GraphEdge, GraphNode, GraphResult, node_label, relationship_type};
 
 /// Rows per node label, in the backend's value type: one UNWIND statement each.
-pub(super) fn nodes_by_label<R>(
-    nodes: &[GraphNode],
-    row: impl Fn(&GraphNode) -> R,
+pub(super) fn nodes_by_label<'a, R>(
+    nodes: &'a [GraphNode],
+    row: impl Fn(&'a GraphNode) -> R,
 ) -> GraphResult<BTreeMap<String, Vec<R>>> {
     let mut batches: BTreeMap<String, Vec<R>> = BTreeMap::new();
     for node in nodes {
@@ -22,9 +22,9 @@ pub(super) fn nodes_by_label<R>(
 }
 
 /// Rows per relationship type, in the backend's value type: one UNWIND statement each.
-pub(super) fn edges_by_type<R>(
-    edges: &[GraphEdge],
-    row: impl Fn(&GraphEdge) -> R,
+pub(super) fn edges_by_type<'a, R>(
+    edges: &'a [GraphEdge],
+    row: impl Fn(&'a GraphEdge) -> R,
 ) -> GraphResult<BTreeMap<String, Vec<R>>> {
     let mut batches: BTreeMap<String, Vec<R>> = BTreeMap::new();
     for edge in edges {

@@ -8,52 +8,125 @@
 //! entity's own (`Entity` label, `env`, `id`), and rows whose check fails are written again
 //! the old way, by `(env, id)`. Both writes are idempotent (SET of the whole row, MERGE of
 //! the relationship), so a batch written partly twice ends up as written once.
+//!
+//! Looking before writing is what costs: a resync excludes the environment's other
+//! writers (`resync`), so a node it did not locate does not exist and is created
+//! outright, and a relationship touching a node it created cannot exist either. Their ids
+//! are located again after the node phase, in one statement: returning each created
+//! node's id from its CREATE costs FalkorDB more than the CREATE.
+//!
+//! Rows travel as lists, read by position: FalkorDB finds a map's keys by comparing
+//! strings and copies each row at every `WITH`, and building maps cost the client as much
+//! (docs/benchmarks.md). Only the entity's own properties stay a map, added with `+=`.
 
 use std::collections::{HashMap, HashSet};
 
 use falkordb::FalkorValue;
 
-use super::falkor::{edge_row, node_row, string};
+use super::falkor::{edge_row, node_row, own_properties, string};
+use super::model::RUN_FIELD;
 use super::{
     ENTITY_LABEL, FalkorBackend, GraphEdge, GraphError, GraphNode, GraphResult, NodeIds, cypher,
 };
 
-/// Updates existing nodes of one label found by their located ids; returns the entity id
+/// A node's fixed fields from a row `[internal id, id, entity_type, name, label,
+/// is_active, own properties]` ([`node_list`]).
+fn node_fields() -> String {
+    format!(
+        "env: $env, id: row[1], entity_type: row[2], name: row[3], label: row[4], \
+         is_active: row[5], {RUN_FIELD}: $stamp"
+    )
+}
+
+fn node_list(internal_id: i64, node: &GraphNode) -> FalkorValue {
+    FalkorValue::Array(vec![
+        FalkorValue::I64(internal_id),
+        FalkorValue::I64(node.id),
+        string(&node.entity_type),
+        string(&node.name),
+        string(&node.label),
+        FalkorValue::Bool(node.is_active),
+        own_properties(&node.properties),
+    ])
+}
+
+/// A relationship's fixed fields from a row `[source's internal id, target's internal id,
+/// id, source_id, target_id, relation_type, own properties]` ([`edge_list`]).
+fn edge_fields() -> String {
+    format!(
+        "env: $env, id: row[2], relation_type: row[5], source_id: row[3], target_id: row[4], \
+         {RUN_FIELD}: $stamp"
+    )
+}
+
+fn edge_list((source, target): (i64, i64), edge: &GraphEdge) -> FalkorValue {
+    FalkorValue::Array(vec![
+        FalkorValue::I64(source),
+        FalkorValue::I64(target),
+        FalkorValue::I64(edge.id),
+        FalkorValue::I64(edge.source_id),
+        FalkorValue::I64(edge.target_id),
+        string(&edge.relation_type),
+        own_properties(&edge.properties),
+    ])
+}
+
+/// Creates nodes of one label that nothing has created (see the module's comment); the
+/// rows' internal ids are unused.
+fn create_nodes(label: &str) -> String {
+    format!(
+        "UNWIND $rows AS row \
+         CREATE (n:{ENTITY_LABEL}:{label} {{{fields}}}) \
+         SET n += row[6]",
+        fields = node_fields()
+    )
+}
+
+/// Replaces existing nodes of one label found by their located ids; returns the entity id
 /// of each row whose node was still the entity's.
 fn update_located_nodes(label: &str) -> String {
     format!(
-        "UNWIND $rows AS row WITH row, row.nid AS nid \
+        "UNWIND $rows AS row WITH row, row[0] AS nid \
          MATCH (n) WHERE id(n) = nid \
-         WITH row, n WHERE n:{ENTITY_LABEL} AND n.env = $env AND n.id = row.id \
+         WITH row, n WHERE n:{ENTITY_LABEL} AND n.env = $env AND n.id = row[1] \
          SET n:{label} \
-         SET n = row.props \
-         RETURN row.id"
+         SET n = {{{fields}}} \
+         SET n += row[6] \
+         RETURN row[1]",
+        fields = node_fields()
     )
 }
 
-/// Creates the relationships of one type between endpoints found by their located ids, if
+/// How a relationship between located endpoints is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EdgeWrite {
+    /// Where none can exist yet: an endpoint was created by this resync.
+    Create,
+    /// Where one may exist: found by `(env, id)` between the endpoints, or created.
+    Merge,
+}
+
+/// Writes the relationships of one type between endpoints found by their located ids, if
 /// they are still the entities' own; returns how many rows were written.
-fn merge_located_edges(rel_type: &str) -> String {
+fn write_located_edges(write: EdgeWrite, rel_type: &str) -> String {
+    let fields = edge_fields();
+    let write = match write {
+        EdgeWrite::Create => format!("CREATE (s)-[r:{rel_type} {{{fields}}}]->(t)"),
+        EdgeWrite::Merge => {
+            format!("MERGE (s)-[r:{rel_type} {{env: $env, id: row[2]}}]->(t) SET r = {{{fields}}}")
+        }
+    };
     format!(
-        "UNWIND $rows AS row WITH row, row.s AS sid, row.t AS tid \
+        "UNWIND $rows AS row WITH row, row[0] AS sid, row[1] AS tid \
          MATCH (s) WHERE id(s) = sid \
          MATCH (t) WHERE id(t) = tid \
          WITH row, s, t \
-         WHERE s:{ENTITY_LABEL} AND s.env = $env AND s.id = row.source_id \
-         AND t:{ENTITY_LABEL} AND t.env = $env AND t.id = row.target_id \
-         MERGE (s)-[r:{rel_type} {{env: $env, id: row.id}}]->(t) \
-         SET r = row.props \
+         WHERE s:{ENTITY_LABEL} AND s.env = $env AND s.id = row[3] \
+         AND t:{ENTITY_LABEL} AND t.env = $env AND t.id = row[4] \
+         {write} \
+         SET r += row[6] \
          RETURN count(r)"
     )
-}
-
-/// `row` (a map) with `key` set to the integer `value`.
-fn with(row: &FalkorValue, key: &str, value: i64) -> FalkorValue {
-    let mut row = row.clone();
-    if let FalkorValue::Map(map) = &mut row {
-        map.insert(key.to_string(), FalkorValue::I64(value));
-    }
-    row
 }
 
 fn integer(value: Option<&FalkorValue>) -> GraphResult<i64> {
@@ -88,20 +161,26 @@ impl FalkorBackend {
         &self,
         query: String,
         env: &str,
+        stamp: i64,
         rows: Vec<FalkorValue>,
     ) -> GraphResult<Vec<Vec<FalkorValue>>> {
         let (rows, _) = self
             .run(
                 query,
-                vec![("env", string(env)), ("rows", FalkorValue::Array(rows))],
+                vec![
+                    ("env", string(env)),
+                    ("stamp", FalkorValue::I64(stamp)),
+                    ("rows", FalkorValue::Array(rows)),
+                ],
             )
             .await?;
         Ok(rows)
     }
 
-    /// Nodes located before are updated by their ids; the others (and any whose id turned
-    /// out to be another node's) are created when missing or updated by `(env, id)`, with
-    /// both labels in the CREATE pattern as in [`cypher::create_missing_nodes`].
+    /// Nodes located before are updated by their ids; the others are created (and marked
+    /// `created`, their ids located after the node phase). Any whose id turned out to be
+    /// another node's is created when missing or updated by `(env, id)`, with both labels
+    /// in the CREATE pattern as in [`cypher::create_missing_nodes`].
     pub(super) async fn write_located_nodes(
         &self,
         env: &str,
@@ -109,50 +188,60 @@ impl FalkorBackend {
         nodes: &[GraphNode],
         ids: &mut NodeIds,
     ) -> GraphResult<()> {
-        let batches = cypher::nodes_by_label(nodes, |node| (node.id, node_row(env, stamp, node)))?;
-        for (label, rows) in batches {
-            let (known, mut unknown): (Vec<_>, Vec<_>) =
-                rows.into_iter().partition(|(id, _)| ids.contains_key(id));
-            if !known.is_empty() {
-                let sent = known
-                    .iter()
-                    .map(|(id, row)| with(row, "nid", ids[id]))
-                    .collect();
-                let updated: HashSet<i64> = self
-                    .rows(update_located_nodes(&label), env, sent)
-                    .await?
-                    .iter()
-                    .map(|row| integer(row.first()))
-                    .collect::<GraphResult<_>>()?;
-                unknown.extend(known.into_iter().filter(|(id, _)| !updated.contains(id)));
+        for (label, nodes) in cypher::nodes_by_label(nodes, |node| node)? {
+            let (known, new): (Vec<&GraphNode>, Vec<&GraphNode>) = nodes
+                .into_iter()
+                .partition(|node| ids.contains_key(&node.id));
+            if !new.is_empty() {
+                ids.created.extend(new.iter().map(|node| node.id));
+                let rows = new.iter().map(|node| node_list(0, node)).collect();
+                self.rows(create_nodes(&label), env, stamp, rows).await?;
             }
+            if known.is_empty() {
+                continue;
+            }
+            let rows = known
+                .iter()
+                .map(|node| node_list(ids[&node.id], node))
+                .collect();
+            let updated: HashSet<i64> = self
+                .rows(update_located_nodes(&label), env, stamp, rows)
+                .await?
+                .iter()
+                .map(|row| integer(row.first()))
+                .collect::<GraphResult<_>>()?;
+            let unknown: Vec<FalkorValue> = known
+                .into_iter()
+                .filter(|node| !updated.contains(&node.id))
+                .map(|node| node_row(env, stamp, node))
+                .collect();
             if unknown.is_empty() {
                 continue;
             }
-            let sent = unknown.iter().map(|(_, row)| row.clone()).collect();
             let query = format!(
                 "{} RETURN row.id, id(m)",
                 cypher::create_missing_nodes(&label)
             );
-            let created: HashMap<i64, i64> = located(&self.rows(query, env, sent).await?)?
-                .into_iter()
-                .collect();
+            let created: HashMap<i64, i64> =
+                located(&self.rows(query, env, stamp, unknown.clone()).await?)?
+                    .into_iter()
+                    .collect();
             let existing: Vec<FalkorValue> = unknown
-                .iter()
-                .filter(|(id, _)| !created.contains_key(id))
-                .map(|(_, row)| row.clone())
+                .into_iter()
+                .filter(|row| !matches!(row_id(row), Some(id) if created.contains_key(&id)))
                 .collect();
             ids.extend(created);
             if !existing.is_empty() {
                 let query = format!("{} RETURN row.id, id(n)", cypher::update_nodes(&label));
-                ids.extend(located(&self.rows(query, env, existing).await?)?);
+                ids.extend(located(&self.rows(query, env, stamp, existing).await?)?);
             }
         }
         Ok(())
     }
 
-    /// Relationships whose endpoints are located are merged between them; a batch in which
-    /// any endpoint was not (or no longer) the entity's is merged again by `(env, id)`.
+    /// Relationships whose endpoints are located are written between them (created where
+    /// an endpoint is new, merged otherwise); a batch in which any endpoint was not (or no
+    /// longer) the entity's is merged again by `(env, id)`.
     pub(super) async fn write_located_edges(
         &self,
         env: &str,
@@ -160,29 +249,65 @@ impl FalkorBackend {
         edges: &[GraphEdge],
         ids: &NodeIds,
     ) -> GraphResult<()> {
-        let endpoints =
-            |edge: &GraphEdge| Some((*ids.get(&edge.source_id)?, *ids.get(&edge.target_id)?));
-        let batches =
-            cypher::edges_by_type(edges, |edge| (endpoints(edge), edge_row(env, stamp, edge)))?;
-        for (rel_type, rows) in batches {
-            let seekable: Vec<FalkorValue> = rows
-                .iter()
-                .filter_map(|(ends, row)| {
-                    let (s, t) = (*ends)?;
-                    Some(with(&with(row, "s", s), "t", t))
-                })
-                .collect();
-            if seekable.len() == rows.len() {
-                let written = self
-                    .rows(merge_located_edges(&rel_type), env, seekable)
-                    .await?;
-                if integer(written.first().and_then(|row| row.first()))? == rows.len() as i64 {
-                    continue;
+        let new = |edge: &GraphEdge| {
+            ids.created.contains(&edge.source_id) || ids.created.contains(&edge.target_id)
+        };
+        for (rel_type, edges) in cypher::edges_by_type(edges, |edge| edge)? {
+            let (created, merged): (Vec<&GraphEdge>, Vec<&GraphEdge>) =
+                edges.into_iter().partition(|edge| new(edge));
+            for (write, edges) in [(EdgeWrite::Create, created), (EdgeWrite::Merge, merged)] {
+                if !edges.is_empty() {
+                    self.write_edge_batch(env, stamp, write, &rel_type, &edges, ids)
+                        .await?;
                 }
             }
-            let all = rows.into_iter().map(|(_, row)| row).collect();
-            self.rows(cypher::merge_edges(&rel_type), env, all).await?;
         }
         Ok(())
+    }
+
+    /// One batch by located ids; if any row's endpoints were not (or no longer) the
+    /// entities', the whole batch is merged again by `(env, id)`, which finds the rows
+    /// already written.
+    async fn write_edge_batch(
+        &self,
+        env: &str,
+        stamp: i64,
+        write: EdgeWrite,
+        rel_type: &str,
+        edges: &[&GraphEdge],
+        ids: &NodeIds,
+    ) -> GraphResult<()> {
+        let endpoints =
+            |edge: &GraphEdge| Some((*ids.get(&edge.source_id)?, *ids.get(&edge.target_id)?));
+        let seekable: Vec<FalkorValue> = edges
+            .iter()
+            .filter_map(|edge| Some(edge_list(endpoints(edge)?, edge)))
+            .collect();
+        if seekable.len() == edges.len() {
+            let written = self
+                .rows(write_located_edges(write, rel_type), env, stamp, seekable)
+                .await?;
+            if integer(written.first().and_then(|row| row.first()))? == edges.len() as i64 {
+                return Ok(());
+            }
+        }
+        let all = edges
+            .iter()
+            .map(|edge| edge_row(env, stamp, edge))
+            .collect();
+        self.rows(cypher::merge_edges(rel_type), env, stamp, all)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The `id` of a map row ([`node_row`]).
+fn row_id(row: &FalkorValue) -> Option<i64> {
+    match row {
+        FalkorValue::Map(map) => match map.get("id") {
+            Some(FalkorValue::I64(id)) => Some(*id),
+            _ => None,
+        },
+        _ => None,
     }
 }

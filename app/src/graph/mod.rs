@@ -58,8 +58,46 @@ pub enum GraphError {
 
 pub type GraphResult<T> = Result<T, GraphError>;
 
-/// A backend's internal node id by entity id ([`GraphBackend::locate_nodes`]).
-pub type NodeIds = std::collections::HashMap<i64, i64>;
+/// Where a resync knows an environment's nodes to be ([`GraphBackend::locate_nodes`]):
+/// the backend's internal node id by entity id (read through `Deref`), and which of those
+/// nodes the resync itself created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeIds {
+    ids: std::collections::HashMap<i64, i64>,
+    /// Entities whose nodes this resync created. Other writers of the environment wait
+    /// for a resync ([`resync`]), so no relationship can touch these nodes yet: theirs are
+    /// created without looking for one first.
+    pub created: std::collections::HashSet<i64>,
+}
+
+impl NodeIds {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl std::ops::Deref for NodeIds {
+    type Target = std::collections::HashMap<i64, i64>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.ids
+    }
+}
+
+impl std::ops::DerefMut for NodeIds {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.ids
+    }
+}
+
+impl FromIterator<(i64, i64)> for NodeIds {
+    fn from_iter<I: IntoIterator<Item = (i64, i64)>>(iter: I) -> Self {
+        NodeIds {
+            ids: iter.into_iter().collect(),
+            created: Default::default(),
+        }
+    }
+}
 
 /// A parameter of a read query ([`GraphBackend::read`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +141,9 @@ pub trait GraphBackend: Send + Sync {
     }
 
     /// [`Self::upsert_nodes`] for a resync: may use and must extend `located` with where
-    /// each written node is (default: ignores it).
+    /// each written node is, or mark it `created` (default: ignores it). Runs only while
+    /// the resync excludes the environment's other writers: a node `located` does not
+    /// hold may be created without looking for it.
     fn resync_nodes(
         &self,
         env: &str,
@@ -117,7 +157,8 @@ pub trait GraphBackend: Send + Sync {
 
     /// [`Self::upsert_edges`] for a resync, which may find the endpoints by `located`
     /// (default: ignores it). A located id is a hint: the node there must still be the
-    /// entity's, or the endpoint is matched by `(env, id)`.
+    /// entity's, or the endpoint is matched by `(env, id)`. A relationship with an endpoint
+    /// in `located.created` may be created without looking for it.
     fn resync_edges(
         &self,
         env: &str,

@@ -16,6 +16,11 @@ const PAGE_SIZE: i64 = 5000;
 /// is derived from the environment name.
 const RESYNC_LOCK_CLASS: i32 = 0x6168_6c74; // "ahlt"
 
+/// First key of the advisory lock over an environment's graph writes: live sync batches
+/// hold it shared ([`writing`]), a resync exclusively, so nothing else writes the
+/// environment's projection while a resync runs.
+const WRITER_LOCK_CLASS: i32 = 0x6168_6c77; // "ahlw"
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResyncReport {
     /// Nodes written (one per entity).
@@ -73,17 +78,42 @@ pub async fn resync<B: GraphBackend>(
     if !locked {
         return Err(GraphError::ResyncInProgress(env.to_string()));
     }
-    let result = resync_locked(pool, backend, env).await;
-    // Unlocked explicitly: a closed connection's lock is released only once its server
-    // process has exited, after `close` returns, so the next resync could find it held.
-    // Closing still releases the lock if the unlock fails.
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
-        .bind(RESYNC_LOCK_CLASS)
+    // Live sync batches in flight finish first; later ones wait for this resync.
+    let result = match sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+        .bind(WRITER_LOCK_CLASS)
         .bind(env)
+        .execute(&mut lock)
+        .await
+    {
+        Ok(_) => resync_locked(pool, backend, env).await,
+        Err(e) => Err(e.into()),
+    };
+    // Unlocked explicitly: a closed connection's locks are released only once its server
+    // process has exited, after `close` returns, so the next resync could find them held.
+    // Closing still releases them if the unlock fails.
+    let _ = sqlx::query("SELECT pg_advisory_unlock_all()")
         .execute(&mut lock)
         .await;
     let _ = lock.close().await;
     result
+}
+
+/// A snapshot transaction (see [`snapshot`]) that also holds the environment's writer lock
+/// shared until it ends: a live sync batch reads and writes in one, so it never writes
+/// while a resync runs. The snapshot is taken as the lock is requested, so it may predate
+/// a resync the batch waited for; the stamp, read after the lock, is later than the
+/// resync's, and what changed in between is notified and written by a later batch.
+pub(crate) async fn writing(
+    pool: &PgPool,
+    env: &str,
+) -> GraphResult<Transaction<'static, Postgres>> {
+    let mut tx = snapshot(pool).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))")
+        .bind(WRITER_LOCK_CLASS)
+        .bind(env)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 async fn resync_locked<B: GraphBackend>(
@@ -101,6 +131,7 @@ async fn resync_locked<B: GraphBackend>(
     // Where the environment's nodes are, so relationships (and nodes already there) are
     // written by the graph's own ids where the backend supports it.
     let mut located = backend.locate_nodes(env).await?;
+    let existed = located.len();
 
     // Statements are per label and per relationship type: rows wait until their kind fills
     // a batch, so many kinds do not mean many small statements (and no call writes nothing). Each batch is written to
@@ -127,6 +158,13 @@ async fn resync_locked<B: GraphBackend>(
             .resync_nodes(env, stamp, &rest, &mut located)
             .await?;
     }
+    if !located.created.is_empty() {
+        let created = std::mem::take(&mut located.created);
+        located = backend.locate_nodes(env).await?;
+        located.created = created;
+    }
+    // Nothing of this environment was in the graph: there is nothing stale to sweep.
+    let fresh = existed == 0 && nodes > 0 && located.created.len() as u64 == nodes;
 
     let mut edges = 0u64;
     let mut waiting = Batches::default();
@@ -157,7 +195,10 @@ async fn resync_locked<B: GraphBackend>(
     }
     tx.commit().await?;
 
-    let removed = backend.sweep(env, stamp).await?;
+    let removed = match fresh {
+        true => 0,
+        false => backend.sweep(env, stamp).await?,
+    };
     Ok(ResyncReport {
         nodes,
         edges,

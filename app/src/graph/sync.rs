@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::metrics::Failure;
 use super::projection::{Change, Notification, Projection};
-use super::resync::{Rows, load_edges, load_nodes, postgres_stamp, snapshot};
+use super::resync::{Rows, load_edges, load_nodes, postgres_stamp, writing};
 use super::{Backend, Credentials, EdgeRef, GraphBackend, GraphResult};
 
 /// The channel the graph_notify migration's triggers notify.
@@ -305,11 +305,12 @@ pub async fn apply<B: GraphBackend>(
     let entity_ids: Vec<i64> = entity_ids.into_iter().collect();
     let relation_ids: Vec<i64> = relations.iter().map(|edge| edge.id).collect();
 
-    let mut tx = snapshot(pool).await?;
+    // Held until the batch is written: a resync of the environment waits for it, and it
+    // for a resync.
+    let mut tx = writing(pool, env).await?;
     let stamp = postgres_stamp(&mut tx).await?;
     let nodes = load_nodes(&mut tx, env, Rows::Ids(&entity_ids)).await?;
     let edges = load_edges(&mut tx, env, Rows::Ids(&relation_ids)).await?;
-    tx.commit().await?;
 
     let gone_nodes: Vec<i64> = entity_ids
         .iter()
@@ -325,5 +326,6 @@ pub async fn apply<B: GraphBackend>(
     backend.upsert_edges(env, stamp, &edges).await?;
     backend.delete_edges(env, &gone_edges).await?;
     backend.delete_nodes(env, &gone_nodes).await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -310,6 +310,7 @@ async fn bench_seeds_resyncs_compares_and_cleans_up() {
         relations: 80,
         env: bench::fresh_env_name(),
         baseline_relations: 30,
+        skip_baseline: false,
     };
     let target = GraphTarget {
         uri: falkordb_url().await,

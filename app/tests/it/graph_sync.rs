@@ -507,6 +507,72 @@ async fn concurrent_resyncs_of_one_environment_run_one_at_a_time() {
     assert_converged(&pool, &backend, &env).await;
 }
 
+/// A resync creates what it did not find without looking for it, so nothing else may
+/// write the environment meanwhile: a live sync batch waits for the resync's end, then
+/// writes.
+#[tokio::test]
+async fn a_live_sync_batch_waits_for_a_running_resync() {
+    let (app, _) = TestApp::with_demo().await;
+    let pool = app.pool().clone();
+    let env = unique_name("env");
+    let backend = falkor(&falkordb_url().await).await;
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let gate = Gate {
+        inner: backend.clone(),
+        name: "resync",
+        log: Default::default(),
+        entered: entered.clone(),
+        release: release.clone(),
+        hold: true,
+    };
+    let resync = {
+        let (pool, env) = (pool.clone(), env.clone());
+        tokio::spawn(async move { graph::resync(&pool, &gate, &env, IfBusy::Fail).await })
+    };
+    entered.notified().await;
+
+    let mut conn = pool.acquire().await.unwrap();
+    let late = store::create_entity(&mut conn, &NewEntity::new("note", "late"))
+        .await
+        .unwrap()
+        .entity
+        .id;
+    drop(conn);
+    let batch = {
+        let (pool, backend, env) = (pool.clone(), backend.clone(), env.clone());
+        tokio::spawn(async move {
+            sync::apply(&pool, &backend, &env, &[graph::Change::Entity(late)]).await
+        })
+    };
+    // PostgreSQL says when the batch waits for the environment's writer lock.
+    tokio::time::timeout(CONVERGE, async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND objid = hashtext($1)::oid",
+            )
+            .bind(&env)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the batch waits for the lock");
+    assert!(!batch.is_finished());
+    assert_eq!(node(&backend, &env, late).await, None);
+
+    release.notify_one();
+    resync.await.unwrap().unwrap();
+    batch.await.unwrap().unwrap();
+    assert_eq!(node(&backend, &env, late).await.unwrap().name, "late");
+    assert_converged(&pool, &backend, &env).await;
+}
+
 #[tokio::test]
 async fn the_graph_api_reports_state_and_resyncs_with_counts() {
     let (app, _) = TestApp::with_demo().await;
