@@ -210,26 +210,33 @@ impl FalkorBackend {
                 .iter()
                 .map(|row| integer(row.first()))
                 .collect::<GraphResult<_>>()?;
-            let unknown: Vec<FalkorValue> = known
+            let unknown: Vec<&GraphNode> = known
                 .into_iter()
                 .filter(|node| !updated.contains(&node.id))
-                .map(|node| node_row(env, stamp, node))
                 .collect();
             if unknown.is_empty() {
                 continue;
             }
+            let map_rows = |nodes: &[&GraphNode]| -> Vec<FalkorValue> {
+                nodes
+                    .iter()
+                    .map(|node| node_row(env, stamp, node))
+                    .collect()
+            };
             let query = format!(
                 "{} RETURN row.id, id(m)",
                 cypher::create_missing_nodes(&label)
             );
             let created: HashMap<i64, i64> =
-                located(&self.rows(query, env, stamp, unknown.clone()).await?)?
+                located(&self.rows(query, env, stamp, map_rows(&unknown)).await?)?
                     .into_iter()
                     .collect();
-            let existing: Vec<FalkorValue> = unknown
-                .into_iter()
-                .filter(|row| !matches!(row_id(row), Some(id) if created.contains_key(&id)))
-                .collect();
+            let existing = map_rows(
+                &unknown
+                    .into_iter()
+                    .filter(|node| !created.contains_key(&node.id))
+                    .collect::<Vec<_>>(),
+            );
             ids.extend(created);
             if !existing.is_empty() {
                 let query = format!("{} RETURN row.id, id(n)", cypher::update_nodes(&label));
@@ -298,16 +305,5 @@ impl FalkorBackend {
         self.rows(cypher::merge_edges(rel_type), env, stamp, all)
             .await?;
         Ok(())
-    }
-}
-
-/// The `id` of a map row ([`node_row`]).
-fn row_id(row: &FalkorValue) -> Option<i64> {
-    match row {
-        FalkorValue::Map(map) => match map.get("id") {
-            Some(FalkorValue::I64(id)) => Some(*id),
-            _ => None,
-        },
-        _ => None,
     }
 }
