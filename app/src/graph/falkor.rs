@@ -107,11 +107,6 @@ fn property_map(
     FalkorValue::Map(fixed)
 }
 
-/// Only the projected properties (encoded keys), without the fixed fields.
-pub(super) fn own_properties(properties: &BTreeMap<String, Value>) -> FalkorValue {
-    property_map(HashMap::new(), properties)
-}
-
 pub(super) fn string(s: &str) -> FalkorValue {
     FalkorValue::String(s.to_string())
 }

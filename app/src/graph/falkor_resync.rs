@@ -17,83 +17,94 @@
 //!
 //! Rows travel as lists, read by position: FalkorDB finds a map's keys by comparing
 //! strings and copies each row at every `WITH`, and building maps cost the client as much
-//! (docs/benchmarks.md). Only the entity's own properties stay a map, added with `+=`.
+//! (docs/benchmarks.md). The entity's own properties follow the fixed fields inline, or as one
+//! map added with `+=` ([`super::falkor_shape`]).
 
 use std::collections::{HashMap, HashSet};
 
 use falkordb::FalkorValue;
 
-use super::falkor::{edge_row, node_row, own_properties, string};
+use super::falkor::{edge_row, node_row, string};
+use super::falkor_shape::{Own, by_own};
 use super::model::RUN_FIELD;
 use super::{
     ENTITY_LABEL, FalkorBackend, GraphEdge, GraphError, GraphNode, GraphResult, NodeIds, cypher,
 };
 
 /// A node's fixed fields from a row `[internal id, id, entity_type, name, label,
-/// is_active, own properties]` ([`node_list`]).
-fn node_fields() -> String {
+/// is_active, own properties…]` ([`node_list`]).
+fn node_fields(own: &Own) -> String {
     format!(
         "env: $env, id: row[1], entity_type: row[2], name: row[3], label: row[4], \
-         is_active: row[5], {RUN_FIELD}: $stamp"
+         is_active: row[5], {RUN_FIELD}: $stamp{}",
+        own.fields(OWN)
     )
 }
 
-fn node_list(internal_id: i64, node: &GraphNode) -> FalkorValue {
-    FalkorValue::Array(vec![
+/// Where a row's own properties start ([`falkor_shape`]).
+const OWN: usize = 6;
+
+fn node_list(internal_id: i64, node: &GraphNode, own: Vec<FalkorValue>) -> FalkorValue {
+    let mut row = vec![
         FalkorValue::I64(internal_id),
         FalkorValue::I64(node.id),
         string(&node.entity_type),
         string(&node.name),
         string(&node.label),
         FalkorValue::Bool(node.is_active),
-        own_properties(&node.properties),
-    ])
+    ];
+    row.extend(own);
+    FalkorValue::Array(row)
 }
 
 /// A relationship's fixed fields from a row `[source's internal id, target's internal id,
-/// id, source_id, target_id, relation_type, own properties]` ([`edge_list`]).
-fn edge_fields() -> String {
+/// id, source_id, target_id, relation_type, own properties…]` ([`edge_list`]).
+fn edge_fields(own: &Own) -> String {
     format!(
         "env: $env, id: row[2], relation_type: row[5], source_id: row[3], target_id: row[4], \
-         {RUN_FIELD}: $stamp"
+         {RUN_FIELD}: $stamp{}",
+        own.fields(OWN)
     )
 }
 
-fn edge_list((source, target): (i64, i64), edge: &GraphEdge) -> FalkorValue {
-    FalkorValue::Array(vec![
+fn edge_list((source, target): (i64, i64), edge: &GraphEdge, own: Vec<FalkorValue>) -> FalkorValue {
+    let mut row = vec![
         FalkorValue::I64(source),
         FalkorValue::I64(target),
         FalkorValue::I64(edge.id),
         FalkorValue::I64(edge.source_id),
         FalkorValue::I64(edge.target_id),
         string(&edge.relation_type),
-        own_properties(&edge.properties),
-    ])
+    ];
+    row.extend(own);
+    FalkorValue::Array(row)
 }
 
 /// Creates nodes of one label that nothing has created (see the module's comment); the
 /// rows' internal ids are unused.
-fn create_nodes(label: &str) -> String {
+fn create_nodes(label: &str, own: &Own) -> String {
     format!(
         "UNWIND $rows AS row \
          CREATE (n:{ENTITY_LABEL}:{label} {{{fields}}}) \
-         SET n += row[6]",
-        fields = node_fields()
+         {add}",
+        fields = node_fields(own),
+        add = own.add("n", OWN),
     )
 }
 
 /// Replaces existing nodes of one label found by their located ids; returns the entity id
 /// of each row whose node was still the entity's.
-fn update_located_nodes(label: &str) -> String {
+fn update_located_nodes(label: &str, own: &Own) -> String {
     format!(
         "UNWIND $rows AS row WITH row, row[0] AS nid \
          MATCH (n) WHERE id(n) = nid \
          WITH row, n WHERE n:{ENTITY_LABEL} AND n.env = $env AND n.id = row[1] \
          SET n:{label} \
          SET n = {{{fields}}} \
-         SET n += row[6] \
+         {add} \
          RETURN row[1]",
-        fields = node_fields()
+        fields = node_fields(own),
+        add = own.add("n", OWN),
     )
 }
 
@@ -108,8 +119,8 @@ enum EdgeWrite {
 
 /// Writes the relationships of one type between endpoints found by their located ids, if
 /// they are still the entities' own; returns how many rows were written.
-fn write_located_edges(write: EdgeWrite, rel_type: &str) -> String {
-    let fields = edge_fields();
+fn write_located_edges(write: EdgeWrite, rel_type: &str, own: &Own) -> String {
+    let fields = edge_fields(own);
     let write = match write {
         EdgeWrite::Create => format!("CREATE (s)-[r:{rel_type} {{{fields}}}]->(t)"),
         EdgeWrite::Merge => {
@@ -124,8 +135,9 @@ fn write_located_edges(write: EdgeWrite, rel_type: &str) -> String {
          WHERE s:{ENTITY_LABEL} AND s.env = $env AND s.id = row[3] \
          AND t:{ENTITY_LABEL} AND t.env = $env AND t.id = row[4] \
          {write} \
-         SET r += row[6] \
-         RETURN count(r)"
+         {add} \
+         RETURN count(r)",
+        add = own.add("r", OWN),
     )
 }
 
@@ -192,24 +204,31 @@ impl FalkorBackend {
             let (known, new): (Vec<&GraphNode>, Vec<&GraphNode>) = nodes
                 .into_iter()
                 .partition(|node| ids.contains_key(&node.id));
-            if !new.is_empty() {
-                ids.created.extend(new.iter().map(|node| node.id));
-                let rows = new.iter().map(|node| node_list(0, node)).collect();
-                self.rows(create_nodes(&label), env, stamp, rows).await?;
+            ids.created.extend(new.iter().map(|node| node.id));
+            for (own, nodes) in by_own(&new, |node| &node.properties) {
+                let rows = nodes
+                    .into_iter()
+                    .map(|(node, values)| node_list(0, node, values))
+                    .collect();
+                self.rows(create_nodes(&label, &own), env, stamp, rows)
+                    .await?;
             }
             if known.is_empty() {
                 continue;
             }
-            let rows = known
-                .iter()
-                .map(|node| node_list(ids[&node.id], node))
-                .collect();
-            let updated: HashSet<i64> = self
-                .rows(update_located_nodes(&label), env, stamp, rows)
-                .await?
-                .iter()
-                .map(|row| integer(row.first()))
-                .collect::<GraphResult<_>>()?;
+            let mut updated = HashSet::new();
+            for (own, nodes) in by_own(&known, |node| &node.properties) {
+                let rows = nodes
+                    .into_iter()
+                    .map(|(node, values)| node_list(ids[&node.id], node, values))
+                    .collect();
+                let written = self
+                    .rows(update_located_nodes(&label, &own), env, stamp, rows)
+                    .await?;
+                for row in &written {
+                    updated.insert(integer(row.first())?);
+                }
+            }
             let unknown: Vec<&GraphNode> = known
                 .into_iter()
                 .filter(|node| !updated.contains(&node.id))
@@ -263,8 +282,8 @@ impl FalkorBackend {
             let (created, merged): (Vec<&GraphEdge>, Vec<&GraphEdge>) =
                 edges.into_iter().partition(|edge| new(edge));
             for (write, edges) in [(EdgeWrite::Create, created), (EdgeWrite::Merge, merged)] {
-                if !edges.is_empty() {
-                    self.write_edge_batch(env, stamp, write, &rel_type, &edges, ids)
+                for (own, edges) in by_own(&edges, |edge| &edge.properties) {
+                    self.write_edge_batch(env, stamp, (write, &rel_type, &own), edges, ids)
                         .await?;
                 }
             }
@@ -279,29 +298,32 @@ impl FalkorBackend {
         &self,
         env: &str,
         stamp: i64,
-        write: EdgeWrite,
-        rel_type: &str,
-        edges: &[&GraphEdge],
+        (write, rel_type, own): (EdgeWrite, &str, &Own),
+        edges: Vec<(&GraphEdge, Vec<FalkorValue>)>,
         ids: &NodeIds,
     ) -> GraphResult<()> {
         let endpoints =
             |edge: &GraphEdge| Some((*ids.get(&edge.source_id)?, *ids.get(&edge.target_id)?));
+        let count = edges.len();
+        let all: Vec<&GraphEdge> = edges.iter().map(|(edge, _)| *edge).collect();
         let seekable: Vec<FalkorValue> = edges
-            .iter()
-            .filter_map(|edge| Some(edge_list(endpoints(edge)?, edge)))
+            .into_iter()
+            .filter_map(|(edge, values)| Some(edge_list(endpoints(edge)?, edge, values)))
             .collect();
-        if seekable.len() == edges.len() {
+        if seekable.len() == count {
             let written = self
-                .rows(write_located_edges(write, rel_type), env, stamp, seekable)
+                .rows(
+                    write_located_edges(write, rel_type, own),
+                    env,
+                    stamp,
+                    seekable,
+                )
                 .await?;
-            if integer(written.first().and_then(|row| row.first()))? == edges.len() as i64 {
+            if integer(written.first().and_then(|row| row.first()))? == count as i64 {
                 return Ok(());
             }
         }
-        let all = edges
-            .iter()
-            .map(|edge| edge_row(env, stamp, edge))
-            .collect();
+        let all = all.iter().map(|edge| edge_row(env, stamp, edge)).collect();
         self.rows(cypher::merge_edges(rel_type), env, stamp, all)
             .await?;
         Ok(())

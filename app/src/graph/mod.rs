@@ -17,6 +17,7 @@ mod check;
 mod cypher;
 mod falkor;
 mod falkor_resync;
+mod falkor_shape;
 pub mod metrics;
 mod model;
 mod neo4j;

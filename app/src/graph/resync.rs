@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
-use super::{GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult};
+use tokio::sync::mpsc;
+
+use super::{GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, NodeIds};
 
 /// Rows read from Postgres and written to the graph per batch: FalkorDB writes a batch of
 /// 5000 relationships about 1.5x faster per row than one of 1000 (docs/benchmarks.md).
@@ -130,69 +132,20 @@ async fn resync_locked<B: GraphBackend>(
 
     // Where the environment's nodes are, so relationships (and nodes already there) are
     // written by the graph's own ids where the backend supports it.
-    let mut located = backend.locate_nodes(env).await?;
+    let located = backend.locate_nodes(env).await?;
     let existed = located.len();
 
-    // Statements are per label and per relationship type: rows wait until their kind fills
-    // a batch, so many kinds do not mean many small statements (and no call writes nothing). Each batch is written to
-    // the graph while the next page is read from Postgres.
-    let mut nodes = 0u64;
-    let mut waiting = Batches::default();
-    let mut page = load_nodes(&mut tx, env, Rows::After(0)).await?;
-    while let Some(after) = page.last().map(|node| node.id) {
-        nodes += page.len() as u64;
-        let full = waiting.add(page, |node| &node.entity_type);
-        let write = async {
-            match full.is_empty() {
-                true => Ok(()),
-                false => backend.resync_nodes(env, stamp, &full, &mut located).await,
-            }
-        };
-        let (written, next) = tokio::join!(write, load_nodes(&mut tx, env, Rows::After(after)));
-        written?;
-        page = next?;
-    }
-    let rest = waiting.drain();
-    if !rest.is_empty() {
-        backend
-            .resync_nodes(env, stamp, &rest, &mut located)
-            .await?;
-    }
-    if !located.created.is_empty() {
-        let created = std::mem::take(&mut located.created);
-        located = backend.locate_nodes(env).await?;
-        located.created = created;
-    }
+    // Postgres is read while the graph writes: one side loads pages and hands on full
+    // batches, the other writes them, nodes first.
+    let (batches, received) = mpsc::channel(BATCHES_AHEAD);
+    let (loaded, written) = tokio::join!(
+        load_batches(&mut tx, env, batches),
+        write_batches(backend, env, stamp, located, received),
+    );
+    let (nodes, edges) = loaded?;
+    let created = written?;
     // Nothing of this environment was in the graph: there is nothing stale to sweep.
-    let fresh = existed == 0 && nodes > 0 && located.created.len() as u64 == nodes;
-
-    let mut edges = 0u64;
-    let mut waiting = Batches::default();
-    let mut page = load_edges(&mut tx, env, Rows::After(0)).await?;
-    while let Some(after) = page.last().map(|edge| edge.id) {
-        edges += page.len() as u64;
-        let full = waiting.add(page, |edge| &edge.relation_type);
-        // In two halves at once: one is sent and decoded while the graph writes the other.
-        let (first, second) = full.split_at(full.len() / 2);
-        let (written, next) = tokio::join!(
-            async {
-                if full.is_empty() {
-                    return Ok(((), ()));
-                }
-                tokio::try_join!(
-                    backend.resync_edges(env, stamp, first, &located),
-                    backend.resync_edges(env, stamp, second, &located),
-                )
-            },
-            load_edges(&mut tx, env, Rows::After(after)),
-        );
-        written?;
-        page = next?;
-    }
-    let rest = waiting.drain();
-    if !rest.is_empty() {
-        backend.resync_edges(env, stamp, &rest, &located).await?;
-    }
+    let fresh = existed == 0 && nodes > 0 && created == nodes;
     tx.commit().await?;
 
     let removed = match fresh {
@@ -205,6 +158,115 @@ async fn resync_locked<B: GraphBackend>(
         removed,
         duration: started.elapsed(),
     })
+}
+
+/// Full batches a resync reads ahead of the graph writes.
+const BATCHES_AHEAD: usize = 2;
+
+/// What the reading side hands the writing side, in this order: node batches, the end
+/// of the nodes, relationship batches. A batch holds rows of one or more kinds, at most
+/// [`PAGE_SIZE`] of each.
+enum Batch {
+    Nodes(Vec<GraphNode>),
+    /// Every node is sent: the writer locates the created ones while edges are read.
+    NodesDone,
+    Edges(Vec<GraphEdge>),
+}
+
+/// Reads the environment's nodes, then its relationships, in pages, and sends them on as
+/// full batches per label or relationship type: many kinds do not mean many small
+/// statements. Stops early when the writer has stopped. Returns the rows read.
+async fn load_batches(
+    tx: &mut PgConnection,
+    env: &str,
+    batches: mpsc::Sender<Batch>,
+) -> GraphResult<(u64, u64)> {
+    let mut nodes = 0u64;
+    let mut waiting = Batches::default();
+    let mut page = load_nodes(tx, env, Rows::After(0)).await?;
+    while let Some(after) = page.last().map(|node| node.id) {
+        nodes += page.len() as u64;
+        let full = waiting.add(page, |node| &node.entity_type);
+        if !full.is_empty() && batches.send(Batch::Nodes(full)).await.is_err() {
+            return Ok((nodes, 0));
+        }
+        page = load_nodes(tx, env, Rows::After(after)).await?;
+    }
+    let rest = waiting.drain();
+    if !rest.is_empty() && batches.send(Batch::Nodes(rest)).await.is_err() {
+        return Ok((nodes, 0));
+    }
+    if batches.send(Batch::NodesDone).await.is_err() {
+        return Ok((nodes, 0));
+    }
+
+    let mut edges = 0u64;
+    let mut waiting = Batches::default();
+    let mut page = load_edges(tx, env, Rows::After(0)).await?;
+    while let Some(after) = page.last().map(|edge| edge.id) {
+        edges += page.len() as u64;
+        let full = waiting.add(page, |edge| &edge.relation_type);
+        if !full.is_empty() && batches.send(Batch::Edges(full)).await.is_err() {
+            return Ok((nodes, edges));
+        }
+        page = load_edges(tx, env, Rows::After(after)).await?;
+    }
+    let rest = waiting.drain();
+    if !rest.is_empty() {
+        let _ = batches.send(Batch::Edges(rest)).await;
+    }
+    Ok((nodes, edges))
+}
+
+/// Writes the batches [`load_batches`] sends; returns how many nodes were created rather
+/// than found. Nodes created are located once every node is written, before the first
+/// relationship.
+async fn write_batches<B: GraphBackend>(
+    backend: &B,
+    env: &str,
+    stamp: i64,
+    mut located: NodeIds,
+    mut batches: mpsc::Receiver<Batch>,
+) -> GraphResult<u64> {
+    let mut created = None;
+    while let Some(batch) = batches.recv().await {
+        match batch {
+            Batch::Nodes(nodes) => {
+                backend
+                    .resync_nodes(env, stamp, &nodes, &mut located)
+                    .await?
+            }
+            Batch::NodesDone => {
+                created = Some(located.created.len() as u64);
+                located = relocated(backend, env, located).await?;
+            }
+            Batch::Edges(edges) => {
+                // In two halves at once: one is sent and decoded while the graph writes
+                // the other.
+                let (first, second) = edges.split_at(edges.len() / 2);
+                tokio::try_join!(
+                    backend.resync_edges(env, stamp, first, &located),
+                    backend.resync_edges(env, stamp, second, &located),
+                )?;
+            }
+        }
+    }
+    Ok(created.unwrap_or(located.created.len() as u64))
+}
+
+/// `located` with the ids of the nodes this resync created, which it did not learn as it
+/// created them.
+async fn relocated<B: GraphBackend>(
+    backend: &B,
+    env: &str,
+    located: NodeIds,
+) -> GraphResult<NodeIds> {
+    if located.created.is_empty() {
+        return Ok(located);
+    }
+    let mut now = backend.locate_nodes(env).await?;
+    now.created = located.created;
+    Ok(now)
 }
 
 /// Rows waiting, per kind (label or relationship type), for a batch of [`PAGE_SIZE`].

@@ -59,6 +59,7 @@ on_every_backend!(
     sweep_keeps_items_stamped_at_or_after_its_stamp,
     resync_sweep_keeps_live_writes_made_during_the_resync,
     located_ids_of_other_nodes_never_redirect_a_resync_write,
+    every_property_shape_round_trips_through_resyncs,
 );
 
 #[tokio::test]
@@ -948,4 +949,86 @@ async fn located_ids_of_other_nodes_never_redirect_a_resync_write<B: GraphBacken
     assert_eq!(backend.nodes(&prod).await.unwrap(), prod_nodes);
     assert_eq!(backend.edges(&prod).await.unwrap(), prod_edges);
     clean_up(backend, &[&dev, &prod]).await;
+}
+
+/// FalkorDB writes the properties of a shape many rows share inline and rare shapes or
+/// keys no identifier can carry as maps: every way round-trips, and a later resync
+/// replaces the properties (a removed key is gone) whichever way a row went.
+async fn every_property_shape_round_trips_through_resyncs<B: GraphBackend>(backend: &B) {
+    let dev = unique_name("dev");
+    let app = TestApp::new().await;
+    let pool = app.pool();
+    let mut shared = Vec::new();
+    for i in 0..40 {
+        let new = NewEntity::new("team", &format!("team {i}"))
+            .property("size", i)
+            .property("tags", json!([]))
+            .property("motto", format!("motto {i}"));
+        shared.push(entity(pool, new).await);
+    }
+    let rare = entity(
+        pool,
+        NewEntity::new("team", "rare")
+            .property("plan", json!({"a": [1, "x"]}))
+            .property("size", 1),
+    )
+    .await;
+    entity(pool, NewEntity::new("relation_type", "graph_supports")).await;
+    for pair in shared.windows(2) {
+        relation(pool, "graph_supports", pair[0], pair[1]).await;
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let odd_edge = relation(pool, "graph_supports", rare, shared[0]).await;
+    store::set_relation_property(&mut conn, odd_edge, "note", &json!("only here"))
+        .await
+        .unwrap();
+    graph::resync(pool, backend, &dev, IfBusy::Fail)
+        .await
+        .unwrap();
+    assert_projection(pool, backend, &dev).await;
+
+    store::delete_property(&mut conn, shared[3], "motto")
+        .await
+        .unwrap();
+    store::set_property(&mut conn, shared[4], "size", &json!(99))
+        .await
+        .unwrap();
+    store::set_property(&mut conn, rare, "size", &json!(2))
+        .await
+        .unwrap();
+    drop(conn);
+    let second = graph::resync(pool, backend, &dev, IfBusy::Fail)
+        .await
+        .unwrap();
+    assert_eq!(second.removed, 0);
+    assert_projection(pool, backend, &dev).await;
+    let nodes = backend.nodes(&dev).await.unwrap();
+    let third = nodes.iter().find(|n| n.id == shared[3]).unwrap();
+    assert!(!third.properties.contains_key("motto"), "{third:?}");
+
+    // Keys Postgres would refuse still reach the graph as data, many rows at once.
+    let hostile: Vec<GraphNode> = (0..20)
+        .map(|i| GraphNode {
+            env: dev.clone(),
+            id: 2_000_000 + i,
+            entity_type: "note".into(),
+            name: format!("hostile {i}"),
+            label: String::new(),
+            is_active: true,
+            properties: HOSTILE
+                .iter()
+                .map(|k| (k.to_string(), json!(format!("value of {k}"))))
+                .collect(),
+        })
+        .collect();
+    let mut located = backend.locate_nodes(&dev).await.unwrap();
+    backend
+        .resync_nodes(&dev, 1, &hostile, &mut located)
+        .await
+        .unwrap();
+    let nodes = backend.nodes(&dev).await.unwrap();
+    for node in &hostile {
+        assert_eq!(nodes.iter().find(|n| n.id == node.id), Some(node));
+    }
+    clean_up(backend, &[&dev]).await;
 }
