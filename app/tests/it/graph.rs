@@ -342,6 +342,22 @@ const HOSTILE: &[&str] = &[
     "CYPHER x=1",
 ];
 
+/// A note whose property keys are the hostile texts, which Postgres would refuse as keys.
+fn hostile_keyed_note(env: &str, id: i64, name: &str) -> GraphNode {
+    GraphNode {
+        env: env.to_string(),
+        id,
+        entity_type: "note".into(),
+        name: name.into(),
+        label: String::new(),
+        is_active: true,
+        properties: HOSTILE
+            .iter()
+            .map(|k| (k.to_string(), json!(format!("value of {k}"))))
+            .collect(),
+    }
+}
+
 async fn hostile_text_round_trips_as_data<B: GraphBackend>(backend: &B) {
     let (dev, prod) = (unique_name("dev"), unique_name("prod"));
     let app = TestApp::new().await;
@@ -369,18 +385,7 @@ async fn hostile_text_round_trips_as_data<B: GraphBackend>(backend: &B) {
     assert_projection(pool, backend, &dev).await;
 
     // Keys never come from Postgres unchecked, but the backend takes any key as data.
-    let node = GraphNode {
-        env: dev.clone(),
-        id: 1_000_000,
-        entity_type: "note".into(),
-        name: "hostile keys".into(),
-        label: String::new(),
-        is_active: true,
-        properties: HOSTILE
-            .iter()
-            .map(|k| (k.to_string(), json!(format!("value of {k}"))))
-            .collect(),
-    };
+    let node = hostile_keyed_note(&dev, 1_000_000, "hostile keys");
     backend
         .upsert_nodes(&dev, 1, std::slice::from_ref(&node))
         .await
@@ -1008,18 +1013,7 @@ async fn every_property_shape_round_trips_through_resyncs<B: GraphBackend>(backe
 
     // Keys Postgres would refuse still reach the graph as data, many rows at once.
     let hostile: Vec<GraphNode> = (0..20)
-        .map(|i| GraphNode {
-            env: dev.clone(),
-            id: 2_000_000 + i,
-            entity_type: "note".into(),
-            name: format!("hostile {i}"),
-            label: String::new(),
-            is_active: true,
-            properties: HOSTILE
-                .iter()
-                .map(|k| (k.to_string(), json!(format!("value of {k}"))))
-                .collect(),
-        })
+        .map(|i| hostile_keyed_note(&dev, 2_000_000 + i, &format!("hostile {i}")))
         .collect();
     let mut located = backend.locate_nodes(&dev).await.unwrap();
     backend
