@@ -1,11 +1,13 @@
 //! Full resync: Postgres in pages, the graph in UNWIND batches, then mark and sweep.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
 use super::{GraphBackend, GraphEdge, GraphError, GraphNode, GraphResult, NodeIds};
@@ -228,30 +230,71 @@ async fn write_batches<B: GraphBackend>(
     mut located: NodeIds,
     mut batches: mpsc::Receiver<Batch>,
 ) -> GraphResult<u64> {
-    let mut created = None;
-    while let Some(batch) = batches.recv().await {
-        match batch {
-            Batch::Nodes(nodes) => {
+    // One node batch after another: a batch may create a node that a later one finds.
+    loop {
+        match batches.recv().await {
+            Some(Batch::Nodes(nodes)) => {
                 backend
                     .resync_nodes(env, stamp, &nodes, &mut located)
                     .await?
             }
-            Batch::NodesDone => {
-                created = Some(located.created.len() as u64);
-                located = relocated(backend, env, located).await?;
-            }
-            Batch::Edges(edges) => {
-                // In two halves at once: one is sent and decoded while the graph writes
-                // the other.
-                let (first, second) = edges.split_at(edges.len() / 2);
-                tokio::try_join!(
-                    backend.resync_edges(env, stamp, first, &located),
-                    backend.resync_edges(env, stamp, second, &located),
-                )?;
+            Some(Batch::NodesDone) => break,
+            // The reader stopped early; its error is the resync's.
+            None => return Ok(located.created.len() as u64),
+            Some(Batch::Edges(_)) => {
+                return Err(GraphError::Backend(
+                    "relationships were read before every entity".to_string(),
+                ));
             }
         }
     }
-    Ok(created.unwrap_or(located.created.len() as u64))
+    let created = located.created.len() as u64;
+    let located = relocated(backend, env, located).await?;
+    write_edges(backend, env, stamp, &located, batches).await?;
+    Ok(created)
+}
+
+/// Relationship writes kept in flight: one is sent and decoded while the graph writes
+/// the other, across batches, so the graph never waits for the client between them.
+const EDGE_WRITES_IN_FLIGHT: usize = 2;
+
+/// Writes the relationship batches in halves, [`EDGE_WRITES_IN_FLIGHT`] at a time; the
+/// next batch is received while writes are in flight.
+async fn write_edges<B: GraphBackend>(
+    backend: &B,
+    env: &str,
+    stamp: i64,
+    located: &NodeIds,
+    mut batches: mpsc::Receiver<Batch>,
+) -> GraphResult<()> {
+    let mut waiting: VecDeque<Vec<GraphEdge>> = VecDeque::new();
+    let mut writing = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        while writing.len() < EDGE_WRITES_IN_FLIGHT
+            && let Some(edges) = waiting.pop_front()
+        {
+            writing.push(async move { backend.resync_edges(env, stamp, &edges, located).await });
+        }
+        if writing.is_empty() && !open {
+            return Ok(());
+        }
+        tokio::select! {
+            batch = batches.recv(), if open && waiting.is_empty() => match batch {
+                Some(Batch::Edges(mut edges)) => {
+                    let second = edges.split_off(edges.len() / 2);
+                    waiting.extend([edges, second].into_iter().filter(|half| !half.is_empty()));
+                }
+                Some(_) => {
+                    return Err(GraphError::Backend(
+                        "entities were read after relationships".to_string(),
+                    ));
+                }
+                None => open = false,
+            },
+            Some(written) = writing.next() => written?,
+        }
+    }
 }
 
 /// `located` with the ids of the nodes this resync created, which it did not learn as it

@@ -60,6 +60,8 @@ on_every_backend!(
     resync_sweep_keeps_live_writes_made_during_the_resync,
     located_ids_of_other_nodes_never_redirect_a_resync_write,
     every_property_shape_round_trips_through_resyncs,
+    resync_writes_every_relationship_across_many_batches,
+    a_failed_relationship_write_fails_the_resync_without_sweeping,
 );
 
 #[tokio::test]
@@ -1024,5 +1026,183 @@ async fn every_property_shape_round_trips_through_resyncs<B: GraphBackend>(backe
     for node in &hostile {
         assert_eq!(nodes.iter().find(|n| n.id == node.id), Some(node));
     }
+    clean_up(backend, &[&dev]).await;
+}
+
+/// Relations enough for three batches of one type (written in halves, two writes in
+/// flight across batches), between `entities` notes; returns the relation type's name.
+async fn bulk_relations(pool: &PgPool, entities: i64, relations: i64) -> &'static str {
+    let rel_type = "graph_bulk_link";
+    entity(pool, NewEntity::new("relation_type", rel_type)).await;
+    sqlx::query(
+        "INSERT INTO entities (entity_type, name, label) \
+         SELECT 'note', 'bulk-' || g, '' FROM generate_series(1, $1::bigint) g",
+    )
+    .bind(entities)
+    .execute(pool)
+    .await
+    .unwrap();
+    // Every (source, target) pair once: target = the `step`-th note after the source.
+    sqlx::query(
+        "WITH notes AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n \
+                        FROM entities WHERE name LIKE 'bulk-%'), \
+              rt AS (SELECT id FROM entities WHERE entity_type = 'relation_type' AND name = $1) \
+         INSERT INTO relations (relation_type_id, source_id, target_id) \
+         SELECT rt.id, s.id, t.id FROM generate_series(0, $3::bigint - 1) g \
+         CROSS JOIN rt \
+         JOIN notes s ON s.n = g % $2 \
+         JOIN notes t ON t.n = (g % $2 + 1 + g / $2) % $2",
+    )
+    .bind(rel_type)
+    .bind(entities)
+    .bind(relations)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO relation_properties (relation_id, key, value) \
+         SELECT id, 'weight', to_jsonb(id % 7) FROM relations",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    rel_type
+}
+
+async fn resync_writes_every_relationship_across_many_batches<B: GraphBackend>(backend: &B) {
+    let dev = unique_name("dev");
+    let app = TestApp::new().await;
+    let pool = app.pool();
+    bulk_relations(pool, 1000, 12_001).await;
+    let relations: i64 = sqlx::query_scalar("SELECT count(*) FROM relations")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(relations >= 12_001, "three batches of 5000: {relations}");
+
+    let first = graph::resync(pool, backend, &dev, IfBusy::Fail)
+        .await
+        .unwrap();
+    assert_eq!(first.edges, relations as u64);
+    assert_projection(pool, backend, &dev).await;
+
+    // The second resync finds every node and merges every relationship; the ones
+    // deleted meanwhile are swept.
+    let deleted = sqlx::query("DELETE FROM relations WHERE id % 1000 = 0")
+        .execute(pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert!(deleted > 0);
+    let second = graph::resync(pool, backend, &dev, IfBusy::Fail)
+        .await
+        .unwrap();
+    assert_eq!(second.edges, relations as u64 - deleted);
+    assert_eq!(second.removed, deleted);
+    assert_projection(pool, backend, &dev).await;
+    clean_up(backend, &[&dev]).await;
+}
+
+/// Fails the `fail_at`-th relationship write of a resync (counting from 1).
+struct FailingEdges<'a, B> {
+    inner: &'a B,
+    fail_at: usize,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl<B: GraphBackend> GraphBackend for FailingEdges<'_, B> {
+    async fn ensure_schema(&self) -> graph::GraphResult<()> {
+        self.inner.ensure_schema().await
+    }
+
+    async fn upsert_nodes(
+        &self,
+        env: &str,
+        stamp: i64,
+        nodes: &[GraphNode],
+    ) -> graph::GraphResult<()> {
+        self.inner.upsert_nodes(env, stamp, nodes).await
+    }
+
+    async fn upsert_edges(
+        &self,
+        env: &str,
+        stamp: i64,
+        edges: &[GraphEdge],
+    ) -> graph::GraphResult<()> {
+        let write = 1 + self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if write == self.fail_at {
+            return Err(GraphError::Backend("the graph went away".to_string()));
+        }
+        self.inner.upsert_edges(env, stamp, edges).await
+    }
+
+    async fn delete_nodes(&self, env: &str, ids: &[i64]) -> graph::GraphResult<u64> {
+        self.inner.delete_nodes(env, ids).await
+    }
+
+    async fn delete_edges(&self, env: &str, edges: &[EdgeRef]) -> graph::GraphResult<u64> {
+        self.inner.delete_edges(env, edges).await
+    }
+
+    async fn sweep(&self, env: &str, stamp: i64) -> graph::GraphResult<u64> {
+        panic!("a failed resync never sweeps ({env}, {stamp})")
+    }
+
+    async fn read(
+        &self,
+        cypher: &'static str,
+        params: Vec<(&'static str, Param)>,
+    ) -> graph::GraphResult<Vec<Vec<Value>>> {
+        self.inner.read(cypher, params).await
+    }
+
+    async fn nodes(&self, env: &str) -> graph::GraphResult<Vec<GraphNode>> {
+        self.inner.nodes(env).await
+    }
+
+    async fn edges(&self, env: &str) -> graph::GraphResult<Vec<GraphEdge>> {
+        self.inner.edges(env).await
+    }
+}
+
+async fn a_failed_relationship_write_fails_the_resync_without_sweeping<B: GraphBackend>(
+    backend: &B,
+) {
+    let dev = unique_name("dev");
+    let app = TestApp::new().await;
+    let pool = app.pool();
+    bulk_relations(pool, 500, 12_001).await;
+    graph::resync(pool, backend, &dev, IfBusy::Fail)
+        .await
+        .unwrap();
+    let before = backend.edges(&dev).await.unwrap();
+
+    // The fourth of six halves fails while others are in flight or still to come.
+    let failing = FailingEdges {
+        inner: backend,
+        fail_at: 4,
+        writes: Default::default(),
+    };
+    let error = graph::resync(pool, &failing, &dev, IfBusy::Fail)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GraphError::Backend(m) if m == "the graph went away"),
+        "{error:?}"
+    );
+    // Nothing was swept: every relationship of the previous projection is still there.
+    let after = backend.edges(&dev).await.unwrap();
+    assert_eq!(
+        after.iter().map(|e| e.id).collect::<Vec<_>>(),
+        before.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    // And the environment is not left locked.
+    graph::resync(pool, backend, &dev, IfBusy::Fail)
+        .await
+        .unwrap();
+    assert_projection(pool, backend, &dev).await;
     clean_up(backend, &[&dev]).await;
 }
