@@ -1,5 +1,6 @@
-//! `ahlt bench http`: authenticated reads through the app, next to pgbench running the very
-//! SQL those reads run, on the same scratch database and machine (a benchmark, not a test;
+//! `ahlt bench http`: authenticated reads through the app, next to pgbench running the SQL
+//! that reads one entity alone (the app coalesces concurrent reads into fewer statements,
+//! `store::EntityReads`), on the same scratch database and machine (a benchmark, not a test;
 //! docs/benchmarks.md records its numbers and method).
 //!
 //! It seeds a scratch database (never the one DATABASE_URL names), starts `ahlt serve` on
@@ -444,7 +445,7 @@ fn wrk_duration_ms(value: &str) -> Option<f64> {
     }
 }
 
-/// pgbench of the statement `GET /api/v1/entities/{id}` runs
+/// pgbench of the statement that reads one entity alone
 /// ([`store::ENTITY_WITH_PROPERTIES_BY_ID`]), prepared like sqlx prepares it; returns
 /// transactions (= statements) per second.
 async fn pgbench(

@@ -38,17 +38,20 @@ pub struct AppState {
     pub graph: Option<crate::graph::Projection>,
     /// Credentials and permissions; bypassed until its listener runs.
     pub access: Arc<crate::auth::access::AccessCache>,
+    /// Single-entity reads, coalesced under load.
+    pub entity_reads: Arc<crate::store::EntityReads>,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: AppConfig) -> Self {
         let metrics = Self::metrics(&db, None);
         AppState {
-            db,
             config: Arc::new(config),
             metrics: Arc::new(metrics),
             graph: None,
             access: crate::auth::access::AccessCache::new(),
+            entity_reads: Arc::new(crate::store::EntityReads::new(db.clone())),
+            db,
         }
     }
 

@@ -194,13 +194,39 @@ pub async fn get_entity_in(
     }))
 }
 
-/// An entity by id with its properties as one JSON object (`{}` when it has none); what
-/// `GET /api/v1/entities/{id}` runs (`ahlt bench http` runs it with pgbench too).
+/// An entity by id with its properties as one JSON object (`{}` when it has none): one
+/// read alone (`ahlt bench http` runs it with pgbench as the reference for the app's reads,
+/// which go through [`super::EntityReads`]).
 pub const ENTITY_WITH_PROPERTIES_BY_ID: &str = "SELECT e.id, e.entity_type, e.name, e.label, \
      e.sort_order, e.is_active, e.created_at, e.updated_at, \
      COALESCE((SELECT jsonb_object_agg(p.key, p.value) FROM entity_properties p \
                WHERE p.entity_id = e.id), '{}'::jsonb) AS properties \
      FROM entities e WHERE e.id = $1";
+
+/// [`ENTITY_WITH_PROPERTIES_BY_ID`] for many ids at once (what coalesced reads run).
+pub const ENTITIES_WITH_PROPERTIES_BY_IDS: &str = "SELECT e.id, e.entity_type, e.name, e.label, \
+     e.sort_order, e.is_active, e.created_at, e.updated_at, \
+     COALESCE((SELECT jsonb_object_agg(p.key, p.value) FROM entity_properties p \
+               WHERE p.entity_id = e.id), '{}'::jsonb) AS properties \
+     FROM entities e WHERE e.id = ANY($1)";
+
+/// The entities among `ids` that exist, with their properties, in no particular order.
+pub async fn get_entities_in(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> StoreResult<Vec<EntityWithProperties>> {
+    let rows: Vec<EntityRowWithProperties> = sqlx::query_as(ENTITIES_WITH_PROPERTIES_BY_IDS)
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| EntityWithProperties {
+            entity: row.entity,
+            properties: row.properties.0,
+        })
+        .collect())
+}
 
 #[derive(sqlx::FromRow)]
 struct EntityRowWithProperties {

@@ -3,10 +3,12 @@
 //! Every function takes an executor or connection so callers can compose writes in one
 //! transaction (the write plus its audit entry commit together).
 
+mod coalesced;
 mod entities;
 pub mod ident;
 mod relations;
 
+pub use coalesced::{EntityReads, IN_FLIGHT as READS_IN_FLIGHT};
 pub use entities::*;
 pub use relations::*;
 

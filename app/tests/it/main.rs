@@ -13,6 +13,7 @@ mod auth;
 mod browser_harness;
 mod browser_pages;
 mod cli;
+mod coalesced_reads;
 mod concurrency;
 mod data_exchange;
 mod domain;

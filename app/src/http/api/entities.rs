@@ -146,7 +146,7 @@ async fn show(
 ) -> AppResult<ApiJson<EntityWithProperties>> {
     user.require(perm::ENTITIES_VIEW)?;
     let view = visible(&user);
-    let mut entity = store::require_entity(&state.db, id.0).await?;
+    let mut entity = state.entity_reads.require(id.0).await?;
     require_type(&view, &entity.entity.entity_type)?;
     view.redact(&mut entity);
     Ok(ApiJson(entity))

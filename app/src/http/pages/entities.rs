@@ -179,7 +179,7 @@ async fn show(
 ) -> PageResult<Response> {
     user.require(perm::ENTITIES_VIEW)?;
     let view = visible(&user);
-    let mut found = store::require_entity(&state.db, id).await?;
+    let mut found = state.entity_reads.require(id).await?;
     require_type(&view, &found.entity.entity_type)?;
     view.redact(&mut found);
     let properties = found
