@@ -43,7 +43,8 @@ const MAX_ENTRIES: usize = 20_000;
 pub struct Principal {
     /// `None`: no such user.
     pub user: Option<users::User>,
-    pub permissions: BTreeSet<String>,
+    /// Shared with every request's [`crate::http::extract::CurrentUser`]: no copy per request.
+    pub permissions: Arc<BTreeSet<String>>,
     grants: OnceCell<Vec<Grant>>,
 }
 
@@ -168,7 +169,7 @@ impl AccessCache {
         };
         let principal = Arc::new(Principal {
             user,
-            permissions,
+            permissions: Arc::new(permissions),
             grants: OnceCell::new(),
         });
         self.store(read_at, |entries| {

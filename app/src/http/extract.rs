@@ -67,7 +67,7 @@ pub struct CurrentUser {
     pub id: i64,
     pub username: String,
     pub display_name: String,
-    pub permissions: BTreeSet<String>,
+    pub permissions: std::sync::Arc<BTreeSet<String>>,
     pub method: AuthMethod,
     pub request_id: Option<String>,
 }

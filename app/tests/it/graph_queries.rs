@@ -683,7 +683,7 @@ async fn the_access_cache_agrees_with_postgres_on_generated_data() {
                     assert_eq!(principal.user, expected_user, "{round}: user {user}");
                     if expected_user.is_some() {
                         assert_eq!(
-                            principal.permissions,
+                            *principal.permissions,
                             ahlt::domain::roles::effective_permissions(pool, user)
                                 .await
                                 .unwrap(),

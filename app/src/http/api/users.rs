@@ -51,7 +51,7 @@ struct Me {
 async fn me(State(state): State<AppState>, user: CurrentUser) -> AppResult<ApiJson<Me>> {
     Ok(ApiJson(Me {
         user: users::require(&state.db, user.id).await?,
-        permissions: user.permissions,
+        permissions: user.permissions.as_ref().clone(),
     }))
 }
 
