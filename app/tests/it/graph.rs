@@ -425,32 +425,33 @@ async fn hostile_text_round_trips_as_data<B: GraphBackend>(backend: &B) {
     clean_up(backend, &[&dev]).await;
 }
 
-/// Checks before every write of a resync that the previous projection is still whole.
-struct Observed<'a, B> {
+/// A write of a resync, as a [`Hook`] sees it before the backend does it.
+enum Write<'w> {
+    Schema,
+    Nodes,
+    Edges { env: &'w str, stamp: i64 },
+    Sweep,
+}
+
+/// What a test does before each write a [`Hooked`] backend forwards; an error fails the
+/// write.
+trait Hook: Send + Sync {
+    fn before<B: GraphBackend>(
+        &self,
+        inner: &B,
+        write: Write<'_>,
+    ) -> impl Future<Output = graph::GraphResult<()>> + Send;
+}
+
+/// A backend that forwards everything to `inner`, calling `hook` before each write.
+struct Hooked<'a, B, H> {
     inner: &'a B,
-    env: String,
-    before: Vec<GraphNode>,
-    checks: std::sync::atomic::AtomicUsize,
+    hook: H,
 }
 
-impl<B: GraphBackend> Observed<'_, B> {
-    async fn assert_previous_projection_intact(&self) {
-        let now = self.inner.nodes(&self.env).await.unwrap();
-        for node in &self.before {
-            assert!(
-                now.iter().any(|n| n.id == node.id),
-                "node {} vanished mid-resync",
-                node.id
-            );
-        }
-        self.checks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl<B: GraphBackend> GraphBackend for Observed<'_, B> {
+impl<B: GraphBackend, H: Hook> GraphBackend for Hooked<'_, B, H> {
     async fn ensure_schema(&self) -> graph::GraphResult<()> {
-        self.assert_previous_projection_intact().await;
+        self.hook.before(self.inner, Write::Schema).await?;
         self.inner.ensure_schema().await
     }
 
@@ -460,7 +461,7 @@ impl<B: GraphBackend> GraphBackend for Observed<'_, B> {
         stamp: i64,
         nodes: &[GraphNode],
     ) -> graph::GraphResult<()> {
-        self.assert_previous_projection_intact().await;
+        self.hook.before(self.inner, Write::Nodes).await?;
         self.inner.upsert_nodes(env, stamp, nodes).await
     }
 
@@ -470,7 +471,9 @@ impl<B: GraphBackend> GraphBackend for Observed<'_, B> {
         stamp: i64,
         edges: &[GraphEdge],
     ) -> graph::GraphResult<()> {
-        self.assert_previous_projection_intact().await;
+        self.hook
+            .before(self.inner, Write::Edges { env, stamp })
+            .await?;
         self.inner.upsert_edges(env, stamp, edges).await
     }
 
@@ -483,7 +486,7 @@ impl<B: GraphBackend> GraphBackend for Observed<'_, B> {
     }
 
     async fn sweep(&self, env: &str, stamp: i64) -> graph::GraphResult<u64> {
-        self.assert_previous_projection_intact().await;
+        self.hook.before(self.inner, Write::Sweep).await?;
         self.inner.sweep(env, stamp).await
     }
 
@@ -504,6 +507,29 @@ impl<B: GraphBackend> GraphBackend for Observed<'_, B> {
     }
 }
 
+/// Checks before every write of a resync that the previous projection is still whole.
+struct Intact {
+    env: String,
+    before: Vec<GraphNode>,
+    checks: std::sync::atomic::AtomicUsize,
+}
+
+impl Hook for Intact {
+    async fn before<B: GraphBackend>(&self, inner: &B, _: Write<'_>) -> graph::GraphResult<()> {
+        let now = inner.nodes(&self.env).await.unwrap();
+        for node in &self.before {
+            assert!(
+                now.iter().any(|n| n.id == node.id),
+                "node {} vanished mid-resync",
+                node.id
+            );
+        }
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 async fn resync_never_empties_the_graph_before_the_sweep<B: GraphBackend>(backend: &B) {
     let dev = unique_name("dev");
     let (app, _) = TestApp::with_demo().await;
@@ -514,18 +540,20 @@ async fn resync_never_empties_the_graph_before_the_sweep<B: GraphBackend>(backen
     let before = backend.nodes(&dev).await.unwrap();
     assert!(!before.is_empty());
 
-    let observed = Observed {
+    let observed = Hooked {
         inner: backend,
-        env: dev.clone(),
-        before,
-        checks: Default::default(),
+        hook: Intact {
+            env: dev.clone(),
+            before,
+            checks: Default::default(),
+        },
     };
     let report = graph::resync(pool, &observed, &dev, IfBusy::Fail)
         .await
         .unwrap();
 
     // ensure_schema, at least one node batch and one edge batch, and the sweep.
-    assert!(observed.checks.into_inner() >= 4);
+    assert!(observed.hook.checks.into_inner() >= 4);
     assert_eq!(report.removed, 0);
     assert_projection(pool, backend, &dev).await;
     clean_up(backend, &[&dev]).await;
@@ -763,33 +791,17 @@ async fn sweep_keeps_items_stamped_at_or_after_its_stamp<B: GraphBackend>(backen
 
 /// Writes a live change, stamped on the Postgres clock, in the middle of a resync (before
 /// its first relationship batch), as a concurrent sync would.
-struct LiveWriter<'a, B> {
-    inner: &'a B,
+struct LiveWriter<'a> {
     pool: &'a PgPool,
     live: GraphNode,
     written: std::sync::atomic::AtomicBool,
 }
 
-impl<B: GraphBackend> GraphBackend for LiveWriter<'_, B> {
-    async fn ensure_schema(&self) -> graph::GraphResult<()> {
-        self.inner.ensure_schema().await
-    }
-
-    async fn upsert_nodes(
-        &self,
-        env: &str,
-        stamp: i64,
-        nodes: &[GraphNode],
-    ) -> graph::GraphResult<()> {
-        self.inner.upsert_nodes(env, stamp, nodes).await
-    }
-
-    async fn upsert_edges(
-        &self,
-        env: &str,
-        stamp: i64,
-        edges: &[GraphEdge],
-    ) -> graph::GraphResult<()> {
+impl Hook for LiveWriter<'_> {
+    async fn before<B: GraphBackend>(&self, inner: &B, write: Write<'_>) -> graph::GraphResult<()> {
+        let Write::Edges { env, stamp } = write else {
+            return Ok(());
+        };
         if !self
             .written
             .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -801,39 +813,11 @@ impl<B: GraphBackend> GraphBackend for LiveWriter<'_, B> {
             .await
             .unwrap();
             assert!(now > stamp, "the live write comes after the resync's stamp");
-            self.inner
+            inner
                 .upsert_nodes(env, now, std::slice::from_ref(&self.live))
                 .await?;
         }
-        self.inner.upsert_edges(env, stamp, edges).await
-    }
-
-    async fn delete_nodes(&self, env: &str, ids: &[i64]) -> graph::GraphResult<u64> {
-        self.inner.delete_nodes(env, ids).await
-    }
-
-    async fn delete_edges(&self, env: &str, edges: &[EdgeRef]) -> graph::GraphResult<u64> {
-        self.inner.delete_edges(env, edges).await
-    }
-
-    async fn sweep(&self, env: &str, stamp: i64) -> graph::GraphResult<u64> {
-        self.inner.sweep(env, stamp).await
-    }
-
-    async fn read(
-        &self,
-        cypher: &'static str,
-        params: Vec<(&'static str, Param)>,
-    ) -> graph::GraphResult<Vec<Vec<Value>>> {
-        self.inner.read(cypher, params).await
-    }
-
-    async fn nodes(&self, env: &str) -> graph::GraphResult<Vec<GraphNode>> {
-        self.inner.nodes(env).await
-    }
-
-    async fn edges(&self, env: &str) -> graph::GraphResult<Vec<GraphEdge>> {
-        self.inner.edges(env).await
+        Ok(())
     }
 }
 
@@ -853,18 +837,20 @@ async fn resync_sweep_keeps_live_writes_made_during_the_resync<B: GraphBackend>(
         .unwrap();
     // Written while the resync runs, after its stamp: kept.
     let live = node(&dev, 1_000_002, "live", json!({"note": "live"}));
-    let writer = LiveWriter {
+    let writer = Hooked {
         inner: backend,
-        pool,
-        live: live.clone(),
-        written: Default::default(),
+        hook: LiveWriter {
+            pool,
+            live: live.clone(),
+            written: Default::default(),
+        },
     };
 
     let report = graph::resync(pool, &writer, &dev, IfBusy::Fail)
         .await
         .unwrap();
 
-    assert!(writer.written.into_inner());
+    assert!(writer.hook.written.into_inner());
     assert_eq!(report.removed, 1, "only the stale node");
     let (mut expected_nodes, expected_edges) = expected(pool, &dev).await;
     expected_nodes.push(live);
@@ -1104,67 +1090,26 @@ async fn resync_writes_every_relationship_across_many_batches<B: GraphBackend>(b
 }
 
 /// Fails the `fail_at`-th relationship write of a resync (counting from 1).
-struct FailingEdges<'a, B> {
-    inner: &'a B,
+struct FailingEdges {
     fail_at: usize,
     writes: std::sync::atomic::AtomicUsize,
 }
 
-impl<B: GraphBackend> GraphBackend for FailingEdges<'_, B> {
-    async fn ensure_schema(&self) -> graph::GraphResult<()> {
-        self.inner.ensure_schema().await
-    }
-
-    async fn upsert_nodes(
-        &self,
-        env: &str,
-        stamp: i64,
-        nodes: &[GraphNode],
-    ) -> graph::GraphResult<()> {
-        self.inner.upsert_nodes(env, stamp, nodes).await
-    }
-
-    async fn upsert_edges(
-        &self,
-        env: &str,
-        stamp: i64,
-        edges: &[GraphEdge],
-    ) -> graph::GraphResult<()> {
-        let write = 1 + self
-            .writes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if write == self.fail_at {
-            return Err(GraphError::Backend("the graph went away".to_string()));
+impl Hook for FailingEdges {
+    async fn before<B: GraphBackend>(&self, _: &B, write: Write<'_>) -> graph::GraphResult<()> {
+        match write {
+            Write::Edges { .. } => {
+                let write = 1 + self
+                    .writes
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match write == self.fail_at {
+                    true => Err(GraphError::Backend("the graph went away".to_string())),
+                    false => Ok(()),
+                }
+            }
+            Write::Sweep => panic!("a failed resync never sweeps"),
+            Write::Schema | Write::Nodes => Ok(()),
         }
-        self.inner.upsert_edges(env, stamp, edges).await
-    }
-
-    async fn delete_nodes(&self, env: &str, ids: &[i64]) -> graph::GraphResult<u64> {
-        self.inner.delete_nodes(env, ids).await
-    }
-
-    async fn delete_edges(&self, env: &str, edges: &[EdgeRef]) -> graph::GraphResult<u64> {
-        self.inner.delete_edges(env, edges).await
-    }
-
-    async fn sweep(&self, env: &str, stamp: i64) -> graph::GraphResult<u64> {
-        panic!("a failed resync never sweeps ({env}, {stamp})")
-    }
-
-    async fn read(
-        &self,
-        cypher: &'static str,
-        params: Vec<(&'static str, Param)>,
-    ) -> graph::GraphResult<Vec<Vec<Value>>> {
-        self.inner.read(cypher, params).await
-    }
-
-    async fn nodes(&self, env: &str) -> graph::GraphResult<Vec<GraphNode>> {
-        self.inner.nodes(env).await
-    }
-
-    async fn edges(&self, env: &str) -> graph::GraphResult<Vec<GraphEdge>> {
-        self.inner.edges(env).await
     }
 }
 
@@ -1181,10 +1126,12 @@ async fn a_failed_relationship_write_fails_the_resync_without_sweeping<B: GraphB
     let before = backend.edges(&dev).await.unwrap();
 
     // The fourth of six halves fails while others are in flight or still to come.
-    let failing = FailingEdges {
+    let failing = Hooked {
         inner: backend,
-        fail_at: 4,
-        writes: Default::default(),
+        hook: FailingEdges {
+            fail_at: 4,
+            writes: Default::default(),
+        },
     };
     let error = graph::resync(pool, &failing, &dev, IfBusy::Fail)
         .await
