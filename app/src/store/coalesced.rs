@@ -30,10 +30,35 @@ pub const MAX_BATCH: usize = 64;
 const QUEUE: usize = 4096;
 
 /// A waiting read: the id, and where its entity (or `None`: absent) goes. Dropped
-/// unanswered when its statement failed.
+/// unanswered when its statement failed in a way a read of its own may not.
 struct Read {
     id: i64,
-    reply: oneshot::Sender<Option<EntityWithProperties>>,
+    reply: oneshot::Sender<Result<Option<EntityWithProperties>, PoolFailure>>,
+}
+
+/// A failure of the pool itself, which a read of its own would only meet again (after
+/// waiting as long once more): every read of the statement gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PoolFailure {
+    TimedOut,
+    Closed,
+}
+
+impl PoolFailure {
+    fn of(err: &StoreError) -> Option<Self> {
+        match err {
+            StoreError::Database(sqlx::Error::PoolTimedOut) => Some(PoolFailure::TimedOut),
+            StoreError::Database(sqlx::Error::PoolClosed) => Some(PoolFailure::Closed),
+            _ => None,
+        }
+    }
+
+    fn error(self) -> StoreError {
+        StoreError::Database(match self {
+            PoolFailure::TimedOut => sqlx::Error::PoolTimedOut,
+            PoolFailure::Closed => sqlx::Error::PoolClosed,
+        })
+    }
 }
 
 /// The coalescer of one pool; cheap to share. Its task starts with the first read and
@@ -60,9 +85,9 @@ impl EntityReads {
         });
         let (reply, answer) = oneshot::channel();
         if queue.send(Read { id, reply }).await.is_ok()
-            && let Ok(found) = answer.await
+            && let Ok(answer) = answer.await
         {
-            return Ok(found);
+            return answer.map_err(PoolFailure::error);
         }
         // The statement failed (or the dispatcher is gone): this read on its own, with
         // its own error.
@@ -107,15 +132,24 @@ async fn dispatch(pool: PgPool, mut reads: mpsc::Receiver<Read>) {
     while running.next().await.is_some() {}
 }
 
-/// Runs one statement for `batch` and answers every read; on failure, answers none.
+/// Runs one statement for `batch` and answers every read; on failure, answers none (each
+/// retries alone) unless the pool itself failed.
 async fn answer(pool: PgPool, batch: Vec<Read>) {
     let ids: Vec<i64> = batch.iter().map(|read| read.id).collect();
     let found = match pool.acquire().await {
         Ok(mut conn) => get_entities_in(&mut conn, &ids).await,
         Err(e) => Err(e.into()),
     };
-    let Ok(found) = found else {
-        return;
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => {
+            if let Some(failure) = PoolFailure::of(&e) {
+                for read in batch {
+                    let _ = read.reply.send(Err(failure));
+                }
+            }
+            return;
+        }
     };
     let mut by_id: HashMap<i64, EntityWithProperties> = found
         .into_iter()
@@ -134,6 +168,29 @@ async fn answer(pool: PgPool, batch: Vec<Read>) {
             _ => by_id.get(&read.id).cloned(),
         };
         // A reader that gave up (its request ended) is no loss.
-        let _ = read.reply.send(entity);
+        let _ = read.reply.send(Ok(entity));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_of_the_pool_itself_are_shared_by_every_read() {
+        let shared = |err: sqlx::Error| PoolFailure::of(&StoreError::Database(err));
+        assert_eq!(
+            shared(sqlx::Error::PoolTimedOut),
+            Some(PoolFailure::TimedOut)
+        );
+        assert_eq!(shared(sqlx::Error::PoolClosed), Some(PoolFailure::Closed));
+        // A dropped connection or a failed statement: each read retries on its own.
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(shared(sqlx::Error::Io(io)), None);
+        assert_eq!(shared(sqlx::Error::RowNotFound), None);
+        assert_eq!(PoolFailure::of(&StoreError::NotFound("x".into())), None);
+        for failure in [PoolFailure::TimedOut, PoolFailure::Closed] {
+            assert_eq!(PoolFailure::of(&failure.error()), Some(failure));
+        }
     }
 }

@@ -150,3 +150,28 @@ async fn reads_wait_behind_the_running_statements_and_a_failed_one_is_retried_pe
     }
     assert_eq!(reads.waiting(), 0);
 }
+
+#[tokio::test]
+async fn a_closed_pool_fails_every_read_as_a_lost_database() {
+    let app = TestApp::new().await;
+    let ids = notes(app.pool(), 3).await;
+    let pool = ahlt::db::connect(app.db.url(), 2).await.unwrap();
+    let reads = std::sync::Arc::new(EntityReads::new(pool.clone()));
+    assert!(reads.get(ids[0]).await.unwrap().is_some());
+
+    pool.close().await;
+    let answers = futures_util::future::join_all(ids.iter().map(|&id| {
+        let reads = reads.clone();
+        tokio::spawn(async move { reads.get(id).await })
+    }))
+    .await;
+    for answer in answers {
+        assert!(
+            matches!(
+                answer.unwrap(),
+                Err(store::StoreError::Database(sqlx::Error::PoolClosed))
+            ),
+            "a closed pool is the error every read reports"
+        );
+    }
+}
