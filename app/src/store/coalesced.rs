@@ -33,8 +33,10 @@ const QUEUE: usize = 4096;
 /// unanswered when its statement failed in a way a read of its own may not.
 struct Read {
     id: i64,
-    reply: oneshot::Sender<Result<Option<EntityWithProperties>, PoolFailure>>,
+    reply: Reply,
 }
+
+type Reply = oneshot::Sender<Result<Option<EntityWithProperties>, PoolFailure>>;
 
 /// A failure of the pool itself, which a read of its own would only meet again (after
 /// waiting as long once more): every read of the statement gets it.
@@ -135,7 +137,11 @@ async fn dispatch(pool: PgPool, mut reads: mpsc::Receiver<Read>) {
 /// Runs one statement for `batch` and answers every read; on failure, answers none (each
 /// retries alone) unless the pool itself failed.
 async fn answer(pool: PgPool, batch: Vec<Read>) {
-    let ids: Vec<i64> = batch.iter().map(|read| read.id).collect();
+    let mut replies: HashMap<i64, Vec<Reply>> = HashMap::new();
+    for read in batch {
+        replies.entry(read.id).or_default().push(read.reply);
+    }
+    let ids: Vec<i64> = replies.keys().copied().collect();
     let found = match pool.acquire().await {
         Ok(mut conn) => get_entities_in(&mut conn, &ids).await,
         Err(e) => Err(e.into()),
@@ -144,32 +150,31 @@ async fn answer(pool: PgPool, batch: Vec<Read>) {
         Ok(found) => found,
         Err(e) => {
             if let Some(failure) = PoolFailure::of(&e) {
-                for read in batch {
-                    let _ = read.reply.send(Err(failure));
-                }
+                replies.into_values().flatten().for_each(|reply| {
+                    let _ = reply.send(Err(failure));
+                });
             }
             return;
         }
     };
-    let mut by_id: HashMap<i64, EntityWithProperties> = found
-        .into_iter()
-        .map(|entity| (entity.entity.id, entity))
-        .collect();
-    let mut waiting: HashMap<i64, usize> = HashMap::new();
-    for read in &batch {
-        *waiting.entry(read.id).or_default() += 1;
-    }
-    for read in batch {
-        let left = waiting.get_mut(&read.id).expect("counted above");
-        *left -= 1;
-        // The last reader of an id takes the entity; earlier ones get a copy.
-        let entity = match *left {
-            0 => by_id.remove(&read.id),
-            _ => by_id.get(&read.id).cloned(),
+    // A reader that gave up (its request ended) is no loss: sends are not checked.
+    for entity in found {
+        let Some(mut waiting) = replies.remove(&entity.entity.id) else {
+            continue;
         };
-        // A reader that gave up (its request ended) is no loss.
-        let _ = read.reply.send(Ok(entity));
+        // The last reader of an id takes the entity; any others get a copy.
+        let last = waiting.pop();
+        for reply in waiting {
+            let _ = reply.send(Ok(Some(entity.clone())));
+        }
+        if let Some(reply) = last {
+            let _ = reply.send(Ok(Some(entity)));
+        }
     }
+    // The ids the statement did not find.
+    replies.into_values().flatten().for_each(|reply| {
+        let _ = reply.send(Ok(None));
+    });
 }
 
 #[cfg(test)]

@@ -188,27 +188,30 @@ pub async fn get_entity_in(
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.map(|row| EntityWithProperties {
-        entity: row.entity,
-        properties: row.properties.0,
-    }))
+    Ok(row.map(EntityWithProperties::from))
 }
 
-/// An entity by id with its properties as one JSON object (`{}` when it has none): one
-/// read alone (`ahlt bench http` runs it with pgbench as the reference for the app's reads,
-/// which go through [`super::EntityReads`]).
-pub const ENTITY_WITH_PROPERTIES_BY_ID: &str = "SELECT e.id, e.entity_type, e.name, e.label, \
-     e.sort_order, e.is_active, e.created_at, e.updated_at, \
-     COALESCE((SELECT jsonb_object_agg(p.key, p.value) FROM entity_properties p \
-               WHERE p.entity_id = e.id), '{}'::jsonb) AS properties \
-     FROM entities e WHERE e.id = $1";
+/// An entity with its properties as one JSON object (`{}` when it has none), for the
+/// entities a `WHERE` clause picks.
+macro_rules! entities_with_properties_where {
+    ($condition:literal) => {
+        concat!(
+            "SELECT e.id, e.entity_type, e.name, e.label, \
+             e.sort_order, e.is_active, e.created_at, e.updated_at, \
+             COALESCE((SELECT jsonb_object_agg(p.key, p.value) FROM entity_properties p \
+                       WHERE p.entity_id = e.id), '{}'::jsonb) AS properties \
+             FROM entities e WHERE ",
+            $condition
+        )
+    };
+}
 
-/// [`ENTITY_WITH_PROPERTIES_BY_ID`] for many ids at once (what coalesced reads run).
-pub const ENTITIES_WITH_PROPERTIES_BY_IDS: &str = "SELECT e.id, e.entity_type, e.name, e.label, \
-     e.sort_order, e.is_active, e.created_at, e.updated_at, \
-     COALESCE((SELECT jsonb_object_agg(p.key, p.value) FROM entity_properties p \
-               WHERE p.entity_id = e.id), '{}'::jsonb) AS properties \
-     FROM entities e WHERE e.id = ANY($1)";
+/// One entity by id: one read alone (`ahlt bench http` runs it with pgbench as the
+/// reference for the app's reads, which go through [`super::EntityReads`]).
+pub const ENTITY_WITH_PROPERTIES_BY_ID: &str = entities_with_properties_where!("e.id = $1");
+
+/// Many entities by id at once (what coalesced reads run).
+pub const ENTITIES_WITH_PROPERTIES_BY_IDS: &str = entities_with_properties_where!("e.id = ANY($1)");
 
 /// The entities among `ids` that exist, with their properties, in no particular order.
 pub async fn get_entities_in(
@@ -219,13 +222,7 @@ pub async fn get_entities_in(
         .bind(ids)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| EntityWithProperties {
-            entity: row.entity,
-            properties: row.properties.0,
-        })
-        .collect())
+    Ok(rows.into_iter().map(EntityWithProperties::from).collect())
 }
 
 #[derive(sqlx::FromRow)]
@@ -233,6 +230,15 @@ struct EntityRowWithProperties {
     #[sqlx(flatten)]
     entity: Entity,
     properties: sqlx::types::Json<Properties>,
+}
+
+impl From<EntityRowWithProperties> for EntityWithProperties {
+    fn from(row: EntityRowWithProperties) -> Self {
+        EntityWithProperties {
+            entity: row.entity,
+            properties: row.properties.0,
+        }
+    }
 }
 
 /// Like [`get_entity`] but an absent entity is a [`StoreError::NotFound`].
